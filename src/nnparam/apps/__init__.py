@@ -1,0 +1,1 @@
+"""Application toys beyond the atmosphere: ocean, land surface, mechanics, biology."""
