@@ -89,6 +89,8 @@ def _periodic_convolve(arr: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _apply(field, dim: str, func):
     field = _check_field(field, dim)
     if isinstance(field, xr.DataArray):
+        if field.chunks is not None and len(field.chunksizes[dim]) > 1:
+            field = field.chunk({dim: -1})  # a periodic filter needs whole rows
         return xr.apply_ufunc(func, field, input_core_dims=[[dim]], output_core_dims=[[dim]],
                               dask="parallelized", output_dtypes=[float], keep_attrs=True
                               ).transpose(*field.dims)

@@ -289,19 +289,44 @@ def sgs_budget(truth: xr.Dataset, factor: int = 16) -> xr.Dataset:
     """Coarse-grain a :func:`truth_run` and return its budget on the coarse grid.
 
     Variables (time, x): see :func:`budget_terms`; ``sgs_tendency`` is the training target.
+    Works time-block by time-block through ``xarray.apply_ufunc``, so a dask-backed ``truth``
+    (chunked in time) gives a lazy result that is computed chunk by chunk, never whole.
     """
+    if not isinstance(truth, xr.Dataset):
+        raise ValueError(f"truth must be an xarray.Dataset, got {type(truth).__name__}")
+    missing = [v for v in ("q", "u") if v not in truth.data_vars]
+    if missing or truth["q"].dims != ("time", "x"):
+        raise ValueError(f"truth must hold q and u with dims ('time', 'x'); missing {missing}, "
+                         f"q dims {truth['q'].dims if 'q' in truth else None}")
+    data.require_units(truth, ["q", "u", "time", "x"])
     setup = setup_of(truth)
-    if setup.n % factor:
-        raise ValueError(f"factor must divide the fine cell count {setup.n}, got {factor}")
+    factor = positive_int("factor", factor, minimum=2)
+    if setup.n % factor or truth.sizes["x"] != setup.n:
+        raise ValueError(f"factor must divide the fine cell count {truth.sizes['x']}, "
+                         f"got {factor}")
     wind = Wind(setup)
-    faces = truth["x"].values + 0.5 * setup.dx
-    u_faces = wind(faces, truth["time"].values)
-    terms = budget_terms(truth["q"].values, truth["u"].values, u_faces, factor, setup.dx,
-                         setup.lam, setup.alpha)
-    x = coarse_grain(truth["x"].values, factor)
-    fields = {k: (v, *_BUDGET_META[k]) for k, v in terms.items()}
-    return data.fields_to_dataset(truth["time"].values, x,
-                                  attrs={**truth.attrs, "factor": int(factor)}, **fields)
+    faces = truth["x"].values + 0.5 * setup.dx  # a coordinate: small and in memory
+    names = list(_BUDGET_META)
+
+    def block(q, u, t):  # one time block: (n_t, n) fine -> tuple of (n_t, n // factor)
+        terms = budget_terms(q, u, wind(faces, t), factor, setup.dx, setup.lam, setup.alpha)
+        return tuple(terms[k] for k in names)
+
+    fields = truth[["q", "u"]]
+    if fields.chunks and len(fields.chunks.get("x", ())) > 1:
+        fields = fields.chunk({"x": -1})  # the periodic stencils need whole rows
+    outputs = xr.apply_ufunc(
+        block, fields["q"], fields["u"], truth["time"],
+        input_core_dims=[["x"], ["x"], []], output_core_dims=[["x_coarse"]] * len(names),
+        dask="parallelized", output_dtypes=[float] * len(names),
+        dask_gufunc_kwargs={"output_sizes": {"x_coarse": setup.n // factor}})
+    x = data.coordinate("x", coarse_grain(truth["x"].values, factor))
+    coarse = xr.Dataset(
+        {k: out.rename(x_coarse="x").assign_attrs(units=_BUDGET_META[k][0],
+                                                  long_name=_BUDGET_META[k][1])
+         for k, out in zip(names, outputs, strict=True)},
+        coords={"time": truth["time"], "x": x}, attrs={**truth.attrs, "factor": int(factor)})
+    return coarse.transpose("time", "x")
 
 
 def sgs_dataset(seed: int = 0, factor: int = 16, t_end: float = 300.0, **setup_kw) -> xr.Dataset:
