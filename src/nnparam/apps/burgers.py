@@ -1,0 +1,398 @@
+"""Large-eddy simulation of forced 1-D Burgers turbulence: a truth run, a filter, closures.
+
+The viscous Burgers equation with a large-scale random forcing ``f(x, t)``,
+
+    du/dt + d(u^2/2)/dx = nu d2u/dx2 + f,
+
+is the one-dimensional cartoon of turbulence: energy injected at large scales cascades into
+shocks, where viscosity removes it. On a periodic domain ``[0, length)`` it is solved here
+with a finite-volume scheme on the face-flux convention of :mod:`nnparam.grid` (cell ``i`` is
+bounded by the faces ``i-1`` and ``i``; ``flux[i]`` crosses the right face of cell ``i``).
+
+Conventions (used consistently by every function of this module)
+---------------------------------------------------------------
+* Resolved advective flux: the energy-conserving form
+  ``F[i] = (u[i]^2 + u[i] u[i+1] + u[i+1]^2) / 6`` (an approximation of ``u^2/2`` at the face).
+  It conserves momentum ``sum u dx`` and, without viscosity, the energy ``sum u^2/2 dx`` of the
+  semi-discrete system, so every loss of energy is an explicit physical or subgrid term.
+* Filter: the top-hat (box) filter of width ``Delta`` = one coarse cell. Coarse cell values are
+  box averages over the coarse cell (:func:`nnparam.filters.coarse_grain`); the subgrid stress
+  lives on coarse faces and uses a box of width ``Delta`` centred on the face.
+* Subgrid stress **without** the 1/2 of the flux: ``tau = bar(u u) - bar(u) bar(u)``, so the
+  filtered equation reads ``d ubar/dt + d(ubar^2/2)/dx = -d(tau/2)/dx + nu d2ubar/dx2 + fbar``.
+  For the box filter ``tau`` is the variance of ``u`` inside the window, hence ``tau >= 0``.
+* Smagorinsky in 1-D: a 1x1 tensor has no trace-free part, so the 1-D form models the whole
+  stress, ``tau = -2 (C_s Delta)^2 |du/dx| du/dx``; with the 1/2 above this is an eddy
+  viscosity ``nu_t = (C_s Delta)^2 |du/dx|`` added to ``nu``.
+
+Units: nondimensional (length of the domain ``2 pi``, velocity of order 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import finite_array, positive, positive_int
+from ..filters import coarse_grain, power_spectrum
+
+__all__ = [
+    "RandomForcing", "advective_flux", "tendency", "simulate", "sgs_stress",
+    "model_consistent_stress", "forcing_power", "smagorinsky_stress", "stencil_features",
+    "energy_spectrum", "sgs_dissipation", "viscous_dissipation", "fit_smagorinsky",
+]
+
+
+@dataclass(frozen=True)
+class RandomForcing:
+    """Large-scale random forcing ``f(x, t) = sum_k a_k(t) cos(k x) + b_k(t) sin(k x)``.
+
+    The amplitudes are drawn from a normal law at times ``0, refresh, 2 refresh, ...`` and
+    interpolated linearly in time, so ``f`` is a deterministic, continuous function of ``(x, t)``
+    that the truth run and every coarse run see identically, whatever their timestep.
+
+    Attributes: ``wavenumbers`` (K,) integers; ``a``, ``b`` (n_knots, K); ``refresh`` (time);
+    ``length`` of the periodic domain.
+    """
+
+    wavenumbers: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    refresh: float
+    length: float
+
+    @classmethod
+    def draw(cls, t_end: float, amplitude: float = 1.0, wavenumbers=(1, 2, 3),
+             refresh: float = 1.0, length: float = 2 * np.pi, seed: int = 0) -> RandomForcing:
+        """Random amplitudes of standard deviation ``amplitude`` up to time ``t_end``."""
+        t_end, amplitude = positive("t_end", t_end), positive("amplitude", amplitude)
+        refresh, length = positive("refresh", refresh), positive("length", length)
+        k = finite_array("wavenumbers", wavenumbers, ndim=1)
+        if k.size == 0 or np.any(k < 1) or np.any(k != np.round(k)):
+            raise ValueError(f"wavenumbers must be positive integers, got {wavenumbers!r}")
+        n_knots = int(np.ceil(t_end / refresh)) + 2
+        rng = np.random.default_rng(seed)
+        scale = amplitude / np.sqrt(k.size)
+        a = scale * rng.standard_normal((n_knots, k.size))
+        b = scale * rng.standard_normal((n_knots, k.size))
+        return cls(k.astype(int), a, b, refresh, length)
+
+    def amplitudes(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_k(t), b_k(t))`` interpolated linearly between the knots."""
+        s = float(t) / self.refresh
+        if not 0 <= s <= self.a.shape[0] - 1:
+            raise ValueError(f"t must lie in [0, {(self.a.shape[0] - 1) * self.refresh}], got {t}")
+        j = min(int(s), self.a.shape[0] - 2)
+        w = s - j
+        return (1 - w) * self.a[j] + w * self.a[j + 1], (1 - w) * self.b[j] + w * self.b[j + 1]
+
+    def basis(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cell averages of ``cos(k x)`` and ``sin(k x)`` on ``n_cells`` equal cells.
+
+        Returns two arrays of shape (K, n_cells); ``f`` averaged over the cells at time ``t`` is
+        ``a_k(t) @ cos_basis + b_k(t) @ sin_basis``.
+        """
+        n_cells = positive_int("n_cells", n_cells, minimum=2)
+        dx = self.length / n_cells
+        left = np.arange(n_cells) * dx
+        kk = 2 * np.pi * self.wavenumbers[:, None] / self.length
+        cos_avg = (np.sin(kk * (left + dx)) - np.sin(kk * left)) / (kk * dx)
+        sin_avg = (np.cos(kk * left) - np.cos(kk * (left + dx))) / (kk * dx)
+        return cos_avg, sin_avg
+
+    def cell_average(self, n_cells: int, t: float) -> np.ndarray:
+        """Forcing averaged over each of ``n_cells`` equal cells at time ``t``, shape (n_cells,)."""
+        cos_avg, sin_avg = self.basis(n_cells)
+        a, b = self.amplitudes(t)
+        return a @ cos_avg + b @ sin_avg
+
+
+def advective_flux(u: np.ndarray) -> np.ndarray:
+    """Energy-conserving face flux ``(u_i^2 + u_i u_{i+1} + u_{i+1}^2)/6`` at right faces.
+
+    ``u`` has shape (..., N); returns the same shape (flux units: velocity^2).
+    """
+    up = np.roll(u, -1, axis=-1)
+    return (u * u + u * up + up * up) / 6.0
+
+
+def _check_state(u, name: str = "u") -> np.ndarray:
+    u = finite_array(name, u)
+    if u.ndim != 1 or u.size < 4:
+        raise ValueError(f"{name} must be 1-D with at least 4 cells, got shape {u.shape}")
+    return u
+
+
+def tendency(u, length: float, nu: float, forcing=None, stress=None) -> np.ndarray:
+    """``du/dt`` of each cell, shape (N,).
+
+    Parameters
+    ----------
+    u : array (N,) cell averages of velocity.
+    length : domain length; ``nu`` : viscosity (>= 0, length^2/time).
+    forcing : optional array (N,), cell-averaged forcing (velocity/time).
+    stress : optional array (N,), subgrid stress ``tau`` at right faces (velocity^2); enters the
+        face flux as ``tau/2`` (see the module conventions).
+    """
+    u = _check_state(u)
+    length = positive("length", length)
+    nu = float(nu)
+    if not np.isfinite(nu) or nu < 0:
+        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+    if forcing is not None:
+        forcing = finite_array("forcing", forcing)
+        if forcing.shape != u.shape:
+            raise ValueError(f"forcing must have shape {u.shape}, got {forcing.shape}")
+    if stress is not None:
+        stress = finite_array("stress", stress)
+        if stress.shape != u.shape:
+            raise ValueError(f"stress must have shape {u.shape}, got {stress.shape}")
+    return _rhs(u, length / u.size, nu, forcing, stress)
+
+
+def _shift_left(u):
+    """``u[i+1]`` with periodic wrap (a cheap ``np.roll(u, -1)`` for 1-D arrays)."""
+    out = np.empty_like(u)
+    out[:-1] = u[1:]
+    out[-1] = u[0]
+    return out
+
+
+def _rhs(u, dx, nu, forcing, stress):
+    up = _shift_left(u)
+    flux = (u * u + u * up + up * up) / 6.0 - nu * (up - u) / dx
+    if stress is not None:
+        flux = flux + 0.5 * stress
+    du = np.empty_like(u)
+    du[1:] = flux[:-1] - flux[1:]
+    du[0] = flux[-1] - flux[0]
+    du /= dx
+    if forcing is not None:
+        du += forcing
+    return du
+
+
+def simulate(u0, length: float, nu: float, dt: float, n_steps: int, *,
+             forcing: RandomForcing | None = None, closure: Callable | None = None,
+             save_every: int = 1, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate the finite-volume Burgers model with the SSP Runge-Kutta 3 scheme.
+
+    Parameters
+    ----------
+    u0 : array (N,) initial cell averages.
+    length, nu, dt : domain length, viscosity (>= 0), timestep (time).
+    n_steps : number of steps; ``save_every`` : keep one state in every ``save_every`` steps.
+    forcing : optional :class:`RandomForcing` (evaluated as exact cell averages).
+    closure : optional callable ``closure(u) -> tau`` returning the subgrid stress (N,) at the
+        right faces for the state ``u`` (N,); ``None`` runs without subgrid model.
+    t0 : start time (the forcing is evaluated at ``t0 + t``).
+
+    Returns ``(t, u)`` of shapes (n_saved,) and (n_saved, N), including the initial state.
+    Raises ``FloatingPointError`` if the run blows up (non-finite state).
+    """
+    u = _check_state(u0, "u0").copy()
+    length, dt = positive("length", length), positive("dt", dt)
+    n_steps = positive_int("n_steps", n_steps)
+    save_every = positive_int("save_every", save_every)
+    nu = float(nu)
+    if not np.isfinite(nu) or nu < 0:
+        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+    if closure is not None and not callable(closure):
+        raise ValueError("closure must be a callable closure(u) -> tau, or None")
+    t0 = float(t0)
+    n, dx = u.size, length / u.size
+    if forcing is not None:
+        if not isinstance(forcing, RandomForcing):
+            raise ValueError("forcing must be a RandomForcing or None")
+        cos_avg, sin_avg = forcing.basis(n)
+        knots = forcing.a @ cos_avg + forcing.b @ sin_avg  # forcing field at each knot time
+        t_max = (knots.shape[0] - 1) * forcing.refresh
+        if t0 < 0 or t0 + n_steps * dt > t_max * (1 + 1e-12):
+            raise ValueError(f"the run [{t0}, {t0 + n_steps * dt}] leaves the forcing's time "
+                             f"range [0, {t_max}]: draw the forcing with a larger t_end")
+
+    def rhs(v, t):
+        f = None
+        if forcing is not None:
+            s = min(t / forcing.refresh, knots.shape[0] - 1)
+            j = min(int(s), knots.shape[0] - 2)
+            w = s - j
+            f = (1.0 - w) * knots[j] + w * knots[j + 1]
+        tau = None if closure is None else np.asarray(closure(v), dtype=float)
+        return _rhs(v, dx, nu, f, tau)
+
+    times, states = [t0], [u.copy()]
+    t = t0
+    for step in range(1, n_steps + 1):
+        u1 = u + dt * rhs(u, t)
+        u2 = 0.75 * u + 0.25 * (u1 + dt * rhs(u1, t + dt))
+        u = u / 3.0 + 2.0 / 3.0 * (u2 + dt * rhs(u2, t + 0.5 * dt))
+        t = t0 + step * dt
+        if step % save_every == 0:
+            if not np.all(np.isfinite(u)):
+                raise FloatingPointError(f"the Burgers run blew up before t = {t:.3g}")
+            times.append(t)
+            states.append(u.copy())
+    return np.array(times), np.array(states)
+
+
+def _check_fine(u_fine, factor):
+    u = finite_array("u_fine", u_fine)
+    if u.ndim not in (1, 2):
+        raise ValueError(f"u_fine must have shape (N,) or (n_time, N), got {u.shape}")
+    factor = positive_int("factor", factor, minimum=2)
+    if factor % 2 or u.shape[-1] % factor:
+        raise ValueError(f"factor must be even and divide the {u.shape[-1]} fine cells, "
+                         f"got {factor}")
+    return u, factor
+
+
+def sgs_stress(u_fine, factor: int) -> np.ndarray:
+    """Exact subgrid stress ``tau = bar(u u) - bar(u)^2`` at the right face of each coarse cell.
+
+    The bar is a box of ``factor`` fine cells (width ``Delta``) centred on the coarse face.
+    ``u_fine`` has shape (..., N); returns (..., N // factor), non-negative (velocity^2).
+    """
+    u, factor = _check_fine(u_fine, factor)
+    shifted = np.roll(u, -(factor // 2), axis=-1)  # fine cells centred on the coarse faces
+    mean = coarse_grain(shifted, factor)
+    return np.maximum(coarse_grain(shifted ** 2, factor) - mean ** 2, 0.0)
+
+
+def model_consistent_stress(u_fine, factor: int, length: float, nu: float) -> np.ndarray:
+    """Face stress that makes the *coarse finite-volume model* reproduce the truth exactly.
+
+    The cell average of the truth obeys ``d ubar_i/dt = -(F[i] - F[i-1]) / Delta + fbar_i``
+    with ``F`` the fine model's total flux (advective + viscous) at the coarse faces. The
+    coarse model computes its own flux from ``ubar``; twice the difference (the factor 2 of the
+    ``tau/2`` convention) is the stress a closure must supply. It contains the subgrid stress
+    *and* the coarse discretization error: the budget residual of the principles chapters.
+
+    ``u_fine`` has shape (..., N); returns (..., N // factor) in velocity^2.
+    """
+    u, factor = _check_fine(u_fine, factor)
+    length = positive("length", length)
+    nu = float(nu)
+    if not np.isfinite(nu) or nu < 0:
+        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+    n_fine = u.shape[-1]
+    up = np.roll(u, -1, axis=-1)
+    fine_flux = advective_flux(u) - nu * (up - u) / (length / n_fine)
+    at_faces = fine_flux[..., factor - 1::factor]
+    ub = coarse_grain(u, factor)
+    ubp = np.roll(ub, -1, axis=-1)
+    coarse_flux = advective_flux(ub) - nu * (ubp - ub) / (length / ub.shape[-1])
+    return 2.0 * (at_faces - coarse_flux)
+
+
+def forcing_power(times, u, forcing: RandomForcing) -> np.ndarray:
+    """Energy input ``<u f>`` (velocity^2/time) of each state ``u`` (n_time, n) at ``times``.
+
+    In a statistically steady state the mean input equals the mean total dissipation, so this
+    is the dissipation rate measured the same way for the truth and for every coarse model.
+    """
+    u = finite_array("u", u, ndim=2)
+    times = finite_array("times", times, ndim=1)
+    if times.size != u.shape[0]:
+        raise ValueError(f"times must have {u.shape[0]} entries, got {times.size}")
+    if not isinstance(forcing, RandomForcing):
+        raise ValueError("forcing must be a RandomForcing")
+    cos_avg, sin_avg = forcing.basis(u.shape[1])
+    f = np.array([a @ cos_avg + b @ sin_avg for a, b in map(forcing.amplitudes, times)])
+    return np.mean(u * f, axis=-1)
+
+
+def _face_gradient(u_bar, delta):
+    return (np.roll(u_bar, -1, axis=-1) - u_bar) / delta
+
+
+def smagorinsky_stress(u_bar, length: float, c_s: float) -> np.ndarray:
+    """1-D Smagorinsky stress ``-2 (c_s Delta)^2 |S| S`` with ``S = du/dx`` at the right faces.
+
+    ``u_bar`` has shape (..., n) coarse cell averages; ``Delta = length / n``. Returns (..., n).
+    """
+    u = finite_array("u_bar", u_bar)
+    if u.ndim < 1 or u.shape[-1] < 4:
+        raise ValueError(f"u_bar must have shape (..., n) with n >= 4, got {u.shape}")
+    delta = positive("length", length) / u.shape[-1]
+    c_s = float(c_s)
+    if not np.isfinite(c_s) or c_s < 0:
+        raise ValueError(f"c_s must be a finite number >= 0, got {c_s!r}")
+    s = _face_gradient(u, delta)
+    return -2.0 * (c_s * delta) ** 2 * np.abs(s) * s
+
+
+def stencil_features(u_bar, length: float) -> np.ndarray:
+    """Network inputs at each right face: the three neighbouring gradients ``du/dx``.
+
+    For the face between cells ``i`` and ``i+1``: the gradients across faces ``i-1``, ``i``,
+    ``i+1`` (1/time). Differences only, so the closure is Galilean invariant (a uniform shift
+    of ``u`` changes neither inputs nor ``tau``), like the exact stress.
+    ``u_bar`` has shape (n_time, n) or (n,); returns (n_time * n, 3) or (n, 3).
+    """
+    u = finite_array("u_bar", u_bar)
+    if u.ndim not in (1, 2) or u.shape[-1] < 4:
+        raise ValueError(f"u_bar must have shape (n,) or (n_time, n) with n >= 4, got {u.shape}")
+    g = _face_gradient(u, positive("length", length) / u.shape[-1])
+    feats = np.stack([np.roll(g, 1, axis=-1), g, np.roll(g, -1, axis=-1)], axis=-1)
+    return feats.reshape(-1, 3)
+
+
+def energy_spectrum(u, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Energy spectrum ``E(k)`` of cell values, averaged over the leading axes.
+
+    ``u`` has shape (..., n); returns angular wavenumbers ``k = 2 pi m / length``, ``m = 1..n/2``
+    (integers for a ``2 pi`` domain) and ``E(k)`` (velocity^2 * length), normalised so that
+    ``sum_k E(k) dk`` is half the variance of ``u`` (Parseval). A wrapper of
+    :func:`nnparam.filters.power_spectrum` in the units of turbulence.
+    """
+    u = finite_array("u", u)
+    if u.ndim < 1 or u.shape[-1] < 4:
+        raise ValueError(f"u must have shape (..., n) with n >= 4, got {u.shape}")
+    length = positive("length", length)
+    freq, power = power_spectrum(u, length / u.shape[-1])
+    dk = 2 * np.pi / length
+    return 2 * np.pi * freq, 0.5 * power / dk
+
+
+def viscous_dissipation(u, length: float, nu: float) -> np.ndarray:
+    """Resolved viscous dissipation ``nu <(du/dx)^2>`` (velocity^2/time) of each state (..., n)."""
+    u = finite_array("u", u)
+    if u.ndim < 1 or u.shape[-1] < 4:
+        raise ValueError(f"u must have shape (..., n) with n >= 4, got {u.shape}")
+    nu = positive("nu", nu)
+    return nu * np.mean(_face_gradient(u, positive("length", length) / u.shape[-1]) ** 2,
+                        axis=-1)
+
+
+def sgs_dissipation(u_bar, stress, length: float) -> np.ndarray:
+    """Energy drained from resolved scales by the stress: ``-<(tau/2) du/dx>`` at the faces.
+
+    Positive means forward transfer (dissipation), negative means backscatter. ``u_bar`` and
+    ``stress`` have shape (..., n); returns shape (...) in velocity^2/time.
+    """
+    u = finite_array("u_bar", u_bar)
+    tau = finite_array("stress", stress)
+    if u.ndim < 1 or u.shape[-1] < 4:
+        raise ValueError(f"u_bar must have shape (..., n) with n >= 4, got {u.shape}")
+    if tau.shape != u.shape:
+        raise ValueError(f"stress must have the shape of u_bar {u.shape}, got {tau.shape}")
+    s = _face_gradient(u, positive("length", length) / u.shape[-1])
+    return -np.mean(0.5 * tau * s, axis=-1)
+
+
+def fit_smagorinsky(u_bar, stress, length: float) -> float:
+    """Smagorinsky constant that matches the mean subgrid dissipation of the data (Lilly style).
+
+    ``C_s^2 = <-(tau/2) S> / (Delta^2 <|S|^3>)`` over all samples; ``u_bar`` and ``stress`` have
+    shape (n_time, n). Raises ``ValueError`` if the data show net backscatter.
+    """
+    eps = float(np.mean(sgs_dissipation(u_bar, stress, length)))
+    u = finite_array("u_bar", u_bar)
+    delta = positive("length", length) / u.shape[-1]
+    s = _face_gradient(u, delta)
+    if eps <= 0:
+        raise ValueError("stress drains no energy on average (net backscatter): no C_s fits")
+    return float(np.sqrt(eps / (delta ** 2 * np.mean(np.abs(s) ** 3))))
