@@ -32,7 +32,8 @@ def mlp(n_in: int, n_out: int, hidden: Sequence[int] = (32, 32), activation: str
         seed: int = 0, dtype=torch.float32) -> nn.Sequential:
     """A fully connected network ``n_in -> hidden... -> n_out`` with seeded initial weights.
 
-    All activations offered are 1-Lipschitz, which the stability chapter relies on.
+    ``tanh`` and ``relu`` are 1-Lipschitz; ``gelu`` (about 1.13) and ``silu`` (about 1.10) are
+    not, which :func:`nnparam.stability.mlp_lipschitz_bound` accounts for.
     """
     n_in = positive_int("n_in", n_in)
     n_out = positive_int("n_out", n_out)
