@@ -18,13 +18,28 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-book: $(STAMP)
+# The book reads offline: MathJax is served from _build/html/_static/mathjax (mathjax_path
+# in _config.yml), not from a CDN. `npm pack` fetches the pinned package once into .venv/web/.
+WEB := $(VENV)/web
+MATHJAX_PACKAGE := mathjax@3.2.2
+
+$(WEB)/.fetched: Makefile
+	@command -v npm >/dev/null || { echo "make book needs npm (Node.js) to fetch MathJax" >&2; exit 1; }
+	rm -rf $(WEB) && mkdir -p $(WEB)/mathjax
+	cd $(WEB) && npm pack --silent $(MATHJAX_PACKAGE) >/dev/null
+	tar -xzf $(WEB)/mathjax-*.tgz -C $(WEB)/mathjax --strip-components=1
+	touch $@
+
+book: $(STAMP) $(WEB)/.fetched
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	rm -rf _build/html/_static/mathjax
+	cp -r $(WEB)/mathjax/es5 _build/html/_static/mathjax
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m nnparam.labs --check
-	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval-lax --durations=0 tests book solutions labs
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval-lax --durations=0 -m "not browser" \
+		tests book solutions labs
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab labs/
@@ -34,6 +49,15 @@ labs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Debian's Chromium driven by Playwright (no browser download); screenshots in test-artifacts/
+test-browser: $(STAMP) book
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(BIN)/pytest -m browser -p no:xdist tests/test_browser.py
+
+# every notebook timed and the engine's hot paths: writes bench/report.md
+bench: $(STAMP)
+	$(BIN)/python bench/run_bench.py --out bench/report.md
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache

@@ -77,7 +77,7 @@ class TracerSetup:
         return self.length / self.n
 
 
-class _Waves:
+class TravellingWaves:
     """``sum_m a_m sin(k_m x - omega_m t + phi_m)``, with the x-dependence precomputed."""
 
     def __init__(self, amplitudes, k, omega, phases):
@@ -111,7 +111,7 @@ class Wind:
         for modes, total in ((self.modes[:3], setup.gust / 2), (small, setup.gust / 4)):
             amp = modes ** (-1.0 / 3.0) * rng.uniform(0.5, 1.0, modes.size)
             k = 2 * np.pi * modes / setup.length  # [rad/km]
-            parts.append(_Waves(total * amp / amp.sum(), k,
+            parts.append(TravellingWaves(total * amp / amp.sum(), k,
                                 k * rng.uniform(-15.0, 15.0, modes.size),  # [rad/h]
                                 rng.uniform(0, 2 * np.pi, modes.size)))
         self._large, self._gusts = parts
