@@ -34,3 +34,22 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def real(name: str, value) -> float:
+    """Return ``value`` as a finite float."""
+    try:
+        val = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a real number, got {value!r}") from err
+    if not np.isfinite(val):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return val
+
+
+def nonnegative(name: str, value) -> float:
+    """Return ``value`` as a finite float after checking ``value >= 0``."""
+    val = real(name, value)
+    if val < 0:
+        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+    return val

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validate import finite_array, positive, positive_int
+from ._validate import finite_array, nonnegative, positive, positive_int, real
 
 __all__ = [
     "autocovariance",
@@ -45,26 +45,6 @@ __all__ = [
     "simulate_full",
     "stochastic_heun",
 ]
-
-
-def _nonneg(name: str, value) -> float:
-    try:
-        val = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}") from err
-    if not np.isfinite(val) or val < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return val
-
-
-def _real(name: str, value) -> float:
-    try:
-        val = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a real number, got {value!r}") from err
-    if not np.isfinite(val):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return val
 
 
 def _times(t) -> np.ndarray:
@@ -128,8 +108,8 @@ def simulate_full(x0, alpha: float, beta: float, sigma_y: float, lam: float, dt:
     Returns ``(t, x, y)``: ``t`` of shape ``(n_saved,)`` and ``x``, ``y`` of shape
     ``(n_saved, n_members)``, keeping every ``save_every``-th step (always the first).
     """
-    alpha = _nonneg("alpha", alpha)
-    beta = _real("beta", beta)
+    alpha = nonnegative("alpha", alpha)
+    beta = real("beta", beta)
     n_members = positive_int("n_members", n_members)
     save_every = positive_int("save_every", save_every)
     x_init = _initial("x0", x0, n_members)
@@ -223,7 +203,7 @@ def diffusion_coefficient(x, beta: float, sigma_y: float, lam: float):
     Units of ``x**2`` per unit time; ``x`` is a scalar or an array (the result has its shape).
     """
     x = finite_array("x", x)
-    beta = _real("beta", beta)
+    beta = real("beta", beta)
     sigma_y = positive("sigma_y", sigma_y)
     lam = positive("lam", lam)
     return beta**2 * sigma_y**2 * x**2 / lam
@@ -288,7 +268,7 @@ def diffusion_coefficient_green_kubo(x, beta: float, y, dt: float,
     observed) fast series sampled every ``dt``, see :func:`green_kubo`.
     """
     x = finite_array("x", x)
-    beta = _real("beta", beta)
+    beta = real("beta", beta)
     return beta**2 * x**2 * green_kubo(y, dt, max_lag)
 
 
@@ -301,8 +281,8 @@ def reduced_sde(alpha: float, beta: float, sigma_y: float,
     :func:`stochastic_heun`; the equivalent Ito drift is ``a(x) + D(x)/x = (D0 - alpha)*x``
     with ``D0 = beta**2*sigma_y**2/lam``.
     """
-    alpha = _nonneg("alpha", alpha)
-    beta = _real("beta", beta)
+    alpha = nonnegative("alpha", alpha)
+    beta = real("beta", beta)
     sigma_y = positive("sigma_y", sigma_y)
     lam = positive("lam", lam)
     amp = beta * sigma_y * np.sqrt(2.0 / lam)
@@ -332,7 +312,7 @@ def log_moments(x) -> tuple[np.ndarray, np.ndarray]:
 
 def log_mean(t, x0: float, alpha: float) -> np.ndarray:
     """``E[ln x(t)] = ln x0 - alpha*t``: the same for the full system and the reduced SDE."""
-    return np.log(positive("x0", x0)) - _nonneg("alpha", alpha) * _times(t)
+    return np.log(positive("x0", x0)) - nonnegative("alpha", alpha) * _times(t)
 
 
 def log_variance_full(t, beta: float, sigma_y: float, lam: float) -> np.ndarray:
@@ -342,26 +322,26 @@ def log_variance_full(t, beta: float, sigma_y: float, lam: float) -> np.ndarray:
     (``beta**2*sigma_y**2*t**2``) for ``lam*t << 1``, diffusive (``2*D0*t``) for ``lam*t >> 1``.
     """
     t = _times(t)
-    beta, sigma_y, lam = _real("beta", beta), positive("sigma_y", sigma_y), positive("lam", lam)
+    beta, sigma_y, lam = real("beta", beta), positive("sigma_y", sigma_y), positive("lam", lam)
     return 2 * beta**2 * sigma_y**2 * (lam * t - 1.0 + np.exp(-lam * t)) / lam**2
 
 
 def log_variance_sde(t, beta: float, sigma_y: float, lam: float) -> np.ndarray:
     """``Var[ln x(t)] = 2*beta**2*sigma_y**2*t/lam`` of the reduced SDE (a Brownian ``ln x``)."""
     t = _times(t)
-    beta, sigma_y, lam = _real("beta", beta), positive("sigma_y", sigma_y), positive("lam", lam)
+    beta, sigma_y, lam = real("beta", beta), positive("sigma_y", sigma_y), positive("lam", lam)
     return 2 * beta**2 * sigma_y**2 * t / lam
 
 
 def mean_x_sde(t, x0: float, alpha: float, beta: float, sigma_y: float,
                lam: float) -> np.ndarray:
     """``E[x(t)] = x0*exp((beta**2*sigma_y**2/lam - alpha)*t)`` of the reduced SDE."""
-    d0 = _real("beta", beta) ** 2 * positive("sigma_y", sigma_y) ** 2 / positive("lam", lam)
-    return positive("x0", x0) * np.exp((d0 - _nonneg("alpha", alpha)) * _times(t))
+    d0 = real("beta", beta) ** 2 * positive("sigma_y", sigma_y) ** 2 / positive("lam", lam)
+    return positive("x0", x0) * np.exp((d0 - nonnegative("alpha", alpha)) * _times(t))
 
 
 def mean_x_full(t, x0: float, alpha: float, beta: float, sigma_y: float,
                 lam: float) -> np.ndarray:
     """``E[x(t)] = x0*exp(-alpha*t + Var[ln x(t)]/2)`` of the full system (``ln x`` Gaussian)."""
     var = log_variance_full(t, beta, sigma_y, lam)
-    return positive("x0", x0) * np.exp(-_nonneg("alpha", alpha) * _times(t) + 0.5 * var)
+    return positive("x0", x0) * np.exp(-nonnegative("alpha", alpha) * _times(t) + 0.5 * var)
