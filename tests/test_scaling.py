@@ -71,3 +71,14 @@ def test_streaming_bad_input(store, tmp_path):
         streaming.StreamingSamples(path, target="nope")
     with pytest.raises(ValueError, match="epochs"):
         streaming.fit_streaming(nn.mlp(7, 1), streaming.StreamingSamples(path), epochs=0)
+
+
+def test_tasks_stay_small_whatever_the_grid():
+    """Large arrays captured in task closures would be shipped with, and held alongside, every
+    task on a dask worker, so worker memory would grow with the length of the record."""
+    import cloudpickle
+
+    truth = scaling.synthetic_truth(n_time=64, n=16384, chunk_time=8)
+    graph = dict(tracer.sgs_budget(truth, 64)["sgs_tendency"].__dask_graph__())
+    largest = max(len(cloudpickle.dumps(task)) for task in graph.values())
+    assert largest < 16384 * 8 / 4, f"a task pickles to {largest} bytes"

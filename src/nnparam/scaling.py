@@ -35,8 +35,7 @@ def synthetic_truth(n_time: int = 512, n: int = 16384, chunk_time: int = 32, see
     n_time, n = positive_int("n_time", n_time), positive_int("n", n, minimum=64)
     chunk_time = min(positive_int("chunk_time", chunk_time), n_time)
     setup = tracer.TracerSetup(n=n, seed=seed)
-    x = (np.arange(n) + 0.5) * setup.dx
-    times = positive("dt", dt) * np.arange(n_time)
+    dt = positive("dt", dt)
     rng = np.random.default_rng(seed + 7)
     modes = np.arange(1.0, 17.0)
     k = 2 * np.pi * modes / setup.length
@@ -44,18 +43,22 @@ def synthetic_truth(n_time: int = 512, n: int = 16384, chunk_time: int = 32, see
         0.3 * modes ** (-1.0) * rng.uniform(0.5, 1.0, modes.size) / np.sum(modes ** (-1.0)), k,
         k * rng.uniform(20.0, 60.0, modes.size),  # waves drift downwind [rad/h]
         rng.uniform(0, 2 * np.pi, modes.size))
-    wind = tracer.Wind(setup)
+
+    # each block rebuilds its positions and times: arrays captured by these closures would be
+    # shipped with, and kept alongside, every task of the graph
+    def block_grid(block_id):
+        start = block_id[0] * chunk_time
+        times = dt * np.arange(start, min(start + chunk_time, n_time))
+        return (np.arange(n) + 0.5) * setup.dx, times
 
     def u_block(block_id=None):
-        start = block_id[0] * chunk_time
-        return wind(x, times[start:start + chunk_time])
+        return tracer.Wind(setup)(*block_grid(block_id))
 
     def q_block(block_id=None):
         # large-scale waves, compressed where the wind is slow: the flux u q is smooth, as in
         # the steady state of the flux-form equation, so q' is tied to the gusts
-        start = block_id[0] * chunk_time
-        t = times[start:start + chunk_time]
-        return (1.0 + large_scale(x, t)) * setup.u_mean / wind(x, t)
+        x, t = block_grid(block_id)
+        return (1.0 + large_scale(x, t)) * setup.u_mean / tracer.Wind(setup)(x, t)
 
     chunks = da.core.normalize_chunks((chunk_time, n), (n_time, n))
     meta = np.array((), dtype=float).reshape(0, 0)
@@ -64,5 +67,6 @@ def synthetic_truth(n_time: int = 512, n: int = 16384, chunk_time: int = 32, see
     return xr.Dataset(
         {"q": (("time", "x"), q, {"units": "1", "long_name": "synthetic tracer"}),
          "u": (("time", "x"), u, {"units": "km/h", "long_name": "wind at cell centres"})},
-        coords={"time": data.coordinate("time", times), "x": data.coordinate("x", x)},
+        coords={"time": data.coordinate("time", dt * np.arange(n_time)),
+                "x": data.coordinate("x", (np.arange(n) + 0.5) * setup.dx)},
         attrs={f"setup_{key}": value for key, value in asdict(setup).items()})

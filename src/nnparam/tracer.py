@@ -29,6 +29,7 @@ flux at a face and its filtered value, plus the coarse scheme's truncation error
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import xarray as xr
@@ -77,19 +78,29 @@ class TracerSetup:
         return self.length / self.n
 
 
+@lru_cache(maxsize=8)
+def _spatial_basis(k: bytes, phases: bytes, x: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``sin`` and ``cos`` of ``k x + phase``, shape (modes, n), for the few grids in use.
+
+    A small module-level cache rather than one per object: dask workers keep many
+    deserialised copies of a task's closures, and a cache on each copy would grow with them.
+    """
+    arg = np.outer(np.frombuffer(k), np.frombuffer(x)) + np.frombuffer(phases)[:, None]
+    return np.sin(arg), np.cos(arg)
+
+
 class TravellingWaves:
     """``sum_m a_m sin(k_m x - omega_m t + phi_m)``, with the x-dependence precomputed."""
 
     def __init__(self, amplitudes, k, omega, phases):
-        self.a, self.k, self.omega, self.phases = amplitudes, k, omega, phases
-        self._x = None
+        self.a, self.omega = np.asarray(amplitudes, float), np.asarray(omega, float)
+        self.k, self.phases = np.asarray(k, float), np.asarray(phases, float)
 
     def __call__(self, x, t):
-        if self._x is None or not np.array_equal(self._x, x):
-            arg = self.k[:, None] * x[None, :] + self.phases[:, None]
-            self._x, self._sin, self._cos = x.copy(), np.sin(arg), np.cos(arg)
+        x = np.ascontiguousarray(x, dtype=float)
+        sin, cos = _spatial_basis(self.k.tobytes(), self.phases.tobytes(), x.tobytes())
         wt = np.multiply.outer(t, self.omega)
-        return (self.a * np.cos(wt)) @ self._sin - (self.a * np.sin(wt)) @ self._cos
+        return (self.a * np.cos(wt)) @ sin - (self.a * np.sin(wt)) @ cos
 
 
 class Wind:
@@ -304,12 +315,17 @@ def sgs_budget(truth: xr.Dataset, factor: int = 16) -> xr.Dataset:
     if setup.n % factor or truth.sizes["x"] != setup.n:
         raise ValueError(f"factor must divide the fine cell count {truth.sizes['x']}, "
                          f"got {factor}")
-    wind = Wind(setup)
-    faces = truth["x"].values + 0.5 * setup.dx  # a coordinate: small and in memory
+    centres = (np.arange(setup.n) + 0.5) * setup.dx
+    if not np.allclose(truth["x"].values, centres):
+        raise ValueError("truth x must hold the cell centres (i + 1/2) * dx of its setup")
     names = list(_BUDGET_META)
 
     def block(q, u, t):  # one time block: (n_t, n) fine -> tuple of (n_t, n // factor)
-        terms = budget_terms(q, u, wind(faces, t), factor, setup.dx, setup.lam, setup.alpha)
+        # rebuilt per task from the small setup: big arrays captured here would be shipped
+        # and kept with every task of a dask graph
+        faces = (np.arange(setup.n) + 1.0) * setup.dx
+        terms = budget_terms(q, u, Wind(setup)(faces, t), factor, setup.dx, setup.lam,
+                             setup.alpha)
         return tuple(terms[k] for k in names)
 
     fields = truth[["q", "u"]]
