@@ -54,3 +54,12 @@ def test_grid_bad_input():
         Grid1D.stretched(10, 1.0, amplitude=1.5)
     with pytest.raises(ValueError, match="length"):
         Grid1D.uniform(10, -1.0)
+
+
+def test_periodic_stencil_orders_neighbours_and_wraps():
+    from nnparam.grid import periodic_stencil
+
+    q = np.arange(5.0)
+    np.testing.assert_array_equal(periodic_stencil(q, 1)[0], [4.0, 0.0, 1.0])
+    np.testing.assert_array_equal(periodic_stencil(q, 2)[4], [2.0, 3.0, 4.0, 0.0, 1.0])
+    assert periodic_stencil(np.ones((3, 5)), 1).shape == (3, 5, 3)

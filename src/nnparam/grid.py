@@ -60,6 +60,16 @@ def flux_divergence(face_flux, cell_width):
     return -(flux - np.roll(flux, 1, axis=-1)) / width
 
 
+def periodic_stencil(q, width: int = 1) -> np.ndarray:
+    """Neighbours ``q[i-width], ..., q[i], ..., q[i+width]`` of every cell on a periodic last axis.
+
+    ``q`` (..., n) -> (..., n, 2 width + 1). Not validated: it sits in the inner loop of coupled
+    runs, so callers check their inputs once.
+    """
+    n = q.shape[-1]
+    return q[..., (np.arange(n)[:, None] + np.arange(-width, width + 1)[None, :]) % n]
+
+
 @dataclass(frozen=True)
 class Grid1D:
     """A periodic grid of ``n`` cells on ``[0, length)``.

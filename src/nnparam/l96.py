@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from ._validate import finite_array, positive, positive_int
+from .grid import periodic_stencil
 
 try:  # numba is pinned in requirements.txt; the numpy reference keeps working without it
     from numba import njit
@@ -313,10 +314,6 @@ def _is_torch_module(obj) -> bool:
                for cls in type(obj).__mro__)
 
 
-def _stencil_index(K: int, width: int) -> np.ndarray:
-    return (np.arange(K)[:, None] + np.arange(-width, width + 1)[None, :]) % K
-
-
 def stencil(X, width: int = 0) -> np.ndarray:
     """Local features of each ``X_k``: ``[X_{k-w}, ..., X_k, ..., X_{k+w}]`` (cyclic in ``k``).
 
@@ -326,7 +323,7 @@ def stencil(X, width: int = 0) -> np.ndarray:
     if X.ndim < 1:
         raise ValueError("X must have shape (..., K)")
     width = positive_int("width", width, minimum=0)
-    return X[..., _stencil_index(X.shape[-1], width)]
+    return periodic_stencil(X, width)
 
 
 _NUMPY_ACTIVATIONS = {
@@ -396,7 +393,7 @@ def neural_closure(model, width: int = 0, x_scaler=None, y_scaler=None) -> Calla
 
     def closure(X):
         X = np.asarray(X, dtype=float)
-        feats = X[..., _stencil_index(X.shape[-1], width)].reshape(-1, 2 * width + 1)
+        feats = periodic_stencil(X, width).reshape(-1, 2 * width + 1)
         out = np.asarray(forward((feats - mx[0]) / mx[1]), dtype=float)
         return (out[:, 0] * my[1] + my[0]).reshape(X.shape)
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._validate import finite_array, positive, positive_int
-from .grid import Grid1D
+from .grid import Grid1D, periodic_stencil
 from .nn import mlp, train
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def stencil(q) -> np.ndarray:
     q = finite_array("q", q)
     if q.ndim < 1 or q.shape[-1] < 3:
         raise ValueError(f"q must have at least 3 cells on its last axis, got shape {q.shape}")
-    return np.stack([np.roll(q, 1, axis=-1), q, np.roll(q, -1, axis=-1)], axis=-1)
+    return periodic_stencil(q, 1)
 
 
 class StencilClosure:

@@ -8,13 +8,15 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .grid import periodic_stencil
+
 
 def stencil_features(q, u_face) -> np.ndarray:
     """Inputs of a local closure, shape ``(n_time * n_cells, 7)``: ``q`` at offsets -2..2 and
     the face wind on both sides of the cell (the features of lab 1)."""
-    cols = [np.roll(q, shift, axis=-1) for shift in (2, 1, 0, -1, -2)]
-    cols += [np.roll(u_face, 1, axis=-1), u_face]
-    return np.stack(cols, axis=-1).reshape(-1, len(cols))
+    q, u_face = np.asarray(q, dtype=float), np.asarray(u_face, dtype=float)
+    wind = np.stack([np.roll(u_face, 1, axis=-1), u_face], axis=-1)
+    return np.concatenate([periodic_stencil(q, 2), wind], axis=-1).reshape(-1, 7)
 
 
 class StreamingSamples(torch.utils.data.IterableDataset):

@@ -86,7 +86,9 @@ def _spatial_basis(k: bytes, phases: bytes, x: bytes) -> tuple[np.ndarray, np.nd
     deserialised copies of a task's closures, and a cache on each copy would grow with them.
     """
     arg = np.outer(np.frombuffer(k), np.frombuffer(x)) + np.frombuffer(phases)[:, None]
-    return np.sin(arg), np.cos(arg)
+    sin, cos = np.sin(arg), np.cos(arg)
+    sin.flags.writeable = cos.flags.writeable = False  # shared by every caller of the cache
+    return sin, cos
 
 
 class TravellingWaves:
