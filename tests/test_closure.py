@@ -158,5 +158,7 @@ def test_bad_input():
     c = cl.Closure(mlp(6, 1, seed=0), inputs=("q", "u"), stencil_width=1)
     with pytest.raises(ValueError, match="takes the fields"):
         c(np.zeros(5))
-    with pytest.raises(ValueError, match="field 'u'"):
+    with pytest.raises(ValueError, match="do not broadcast"):
         c(np.zeros(5), np.zeros(6))
+    # a wind (n,) beside a batch of states (M, n) broadcasts
+    assert c(np.zeros((3, 5)), np.ones(5)).shape == (3, 5)

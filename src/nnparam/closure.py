@@ -208,17 +208,22 @@ class Closure:
 
     # ---------------------------------------------------------------------------------
     def _check_fields(self, fields, xp):
+        """Broadcast the fields to one shape (a wind ``(n,)`` beside states ``(M, n)`` is
+        fine) and return them with that shape."""
         if len(fields) != len(self.inputs):
             raise ValueError(f"closure {self.name or ''} takes the fields {self.inputs}, "
                              f"got {len(fields)} arrays")
+        try:
+            fields = (np.broadcast_arrays(*fields) if xp is np
+                      else torch.broadcast_tensors(*fields))
+        except (ValueError, RuntimeError) as err:
+            shapes = {n: tuple(f.shape) for n, f in zip(self.inputs, fields, strict=True)}
+            raise ValueError(f"the fields {shapes} do not broadcast to one shape "
+                             "(cells on the last axis)") from err
         shape = tuple(fields[0].shape)
-        for name, f in zip(self.inputs, fields, strict=True):
-            if tuple(f.shape) != shape:
-                raise ValueError(f"field {name!r} has shape {tuple(f.shape)}, expected the "
-                                 f"shape of {self.inputs[0]!r} {shape}")
         if len(shape) < 1:
             raise ValueError("fields must have the cells on their last axis")
-        return shape
+        return list(fields), shape
 
     def features(self, *fields, xp=np):
         """The network's (unstandardised) input features ``(..., n, F)`` of the fields."""
@@ -228,8 +233,7 @@ class Closure:
 
     def __call__(self, *fields) -> np.ndarray:
         """Evaluate on numpy fields ``(..., n)``: ``(..., n)`` (or ``(..., n, n_out)``)."""
-        arrays = [np.asarray(f, dtype=float) for f in fields]
-        shape = self._check_fields(arrays, np)
+        arrays, shape = self._check_fields([np.asarray(f, dtype=float) for f in fields], np)
         if not self.per_column:
             flat = np.concatenate([a.reshape(-1, shape[-1]) for a in arrays], axis=-1)
             out = self._run_numpy(flat)
@@ -250,8 +254,8 @@ class Closure:
 
     def torch(self, *fields: torch.Tensor) -> torch.Tensor:
         """The same map on torch tensors, differentiable in the fields and the weights."""
-        tensors = [torch.as_tensor(f, dtype=self.dtype) for f in fields]
-        shape = self._check_fields(tensors, torch)
+        tensors, shape = self._check_fields([torch.as_tensor(f, dtype=self.dtype)
+                                             for f in fields], torch)
         if not self.per_column:
             flat = torch.cat([t.reshape(-1, shape[-1]) for t in tensors], dim=-1)
             out = self.module(flat)
