@@ -231,3 +231,19 @@ def test_run_bad_input(short_truth):
         tracer.truncation_error(16, face_value="centred")
     with pytest.raises(ValueError, match="share one shape"):
         tracer.budget_terms(np.ones(16), np.ones(8), np.ones(16), 4, 1.0, 0.0, 0.0)
+
+
+def test_run_coarse_ensemble_equals_members_run_one_by_one():
+    truth = tracer.truth_run(tracer.TracerSetup(n=128, max_mode=12), t_end=4.0, spinup=0.0)
+    q0 = np.stack([filters.coarse_grain(truth["q"].values[0], 8),
+                   1.1 * filters.coarse_grain(truth["q"].values[0], 8)])
+
+    def closure(q, u_face):
+        assert q.shape == u_face.shape  # the wind arrives broadcast to the states
+        return -0.01 * (q - q.mean(axis=-1, keepdims=True))
+
+    ens = tracer.run_coarse(q0, truth, 8, 4.0, closure=closure)
+    assert ens["q"].dims == ("time", "member", "x")
+    for m in range(2):
+        one = tracer.run_coarse(q0[m], truth, 8, 4.0, closure=closure)
+        np.testing.assert_allclose(ens["q"].values[:, m], one["q"].values, rtol=1e-13)

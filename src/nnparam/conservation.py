@@ -32,6 +32,7 @@ from torch import nn as tnn
 from . import data, tracer
 from . import nn as nnp
 from ._validate import finite_array, positive, positive_int
+from .closure import Closure
 from .grid import Grid1D, flux_divergence
 
 HEADS = ("tendency", "flux", "kappa")
@@ -518,6 +519,23 @@ class ClosureHead(tnn.Module):
             return self._head(h[..., 0], q, widths, distances, np)[0]
 
         return closure
+
+
+    def as_closure(self) -> Closure:
+        """The trained head as a :class:`nnparam.closure.Closure` on the fields
+        ``(q, u_face)``, evaluated by its numpy twin (:meth:`numpy_closure`) online and by
+        the head itself (differentiable) through :meth:`Closure.torch`."""
+        fast = self.numpy_closure()
+        n = self.n
+
+        def forward(flat):  # the whole-field closure sees q and u_face concatenated
+            return fast(flat[..., :n], flat[..., n:])
+
+        return Closure(self, inputs=("q", "u_face"), per_column=False, numpy_forward=forward,
+                       output="subgrid tendency", output_units="1/h",
+                       input_units=("1", "km/h"), name=f"{self.kind} head",
+                       description="conservation chapter: local MLP with a "
+                                   f"{self.kind} output head on a non-uniform grid")
 
 
 def torch_closure(head: tnn.Module) -> Callable:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ._validate import finite_array, positive, positive_int
+from .closure import Closure
 from .grid import Grid1D, periodic_stencil
 from .nn import mlp, train
 
@@ -367,26 +368,22 @@ def stencil(q) -> np.ndarray:
     return periodic_stencil(q, 1)
 
 
-class StencilClosure:
+class StencilClosure(Closure):
     """A network applied in every cell to its scaled stencil: ``P(q)_i = s_y * net(stencil_i/s_x)``.
 
     ``x_scale`` ([q]) and ``y_scale`` ([q]/s) are single numbers shared by all cells, so the
     closure's Lipschitz constant over the whole grid (2-norm) is at most
-    ``sqrt(3) * y_scale / x_scale * Lip(net)`` (each value enters three stencils).
+    ``sqrt(3) * y_scale / x_scale * Lip(net)`` (each value enters three stencils). It is a
+    :class:`nnparam.closure.Closure` on the field ``q`` with stencil width 1.
     """
 
     def __init__(self, net: nn.Module, x_scale: float, y_scale: float):
         self.net = net
         self.x_scale = positive("x_scale", x_scale)
         self.y_scale = positive("y_scale", y_scale)
-
-    def __call__(self, q) -> np.ndarray:
-        x = stencil(q) / self.x_scale
-        shape = x.shape[:-1]
-        dtype = next(self.net.parameters()).dtype
-        with torch.no_grad():
-            y = self.net(torch.as_tensor(x.reshape(-1, 3), dtype=dtype)).numpy()
-        return y.reshape(shape) * self.y_scale
+        super().__init__(net, inputs=("q",), stencil_width=1, x_std=self.x_scale,
+                         y_std=self.y_scale, output="subgrid tendency", output_units="[q]/s",
+                         input_units=("[q]",), name="stability-toy stencil closure")
 
     def lipschitz_bound(self) -> float:
         """Bound on the closure's Lipschitz constant over the grid (1/s)."""

@@ -425,18 +425,22 @@ def sgs_dataset(seed: int = 0, factor: int = 16, t_end: float = 300.0, **setup_k
 
 def run_coarse(q0, truth: xr.Dataset, factor: int, t_end: float, closure=None,
                save_every: float = 1.0, dt: float | None = None) -> xr.Dataset:
-    """Integrate the coarse model from ``q0`` (shape (n // factor,)) for ``t_end`` hours.
+    """Integrate the coarse model from ``q0`` for ``t_end`` hours.
 
-    ``closure(q, u_face) -> tendency`` [1/h] (arrays of shape (n // factor,)) is added to the
-    resolved tendency; ``None`` runs the coarse model with no closure. The wind is the coarse
-    face wind of the truth's setup, starting at the truth's t = 0.
+    ``q0`` has shape ``(n // factor,)``, or ``(M, n // factor)`` for an ensemble of ``M``
+    members advanced together in one vectorised call. ``closure(q, u_face) -> tendency``
+    [1/h] (a :class:`nnparam.closure.Closure` or a plain callable; it receives states of the
+    shape of ``q0`` and the face wind broadcast to it) is added to the resolved tendency;
+    ``None`` runs the coarse model with no closure. The wind is the coarse face wind of the
+    truth's setup, starting at the truth's t = 0. Returns ``q`` with dims ``(time, x)``, or
+    ``(time, member, x)`` for an ensemble.
     """
     setup = setup_of(truth)
     wind = Wind(setup)
     coarse_n = setup.n // factor
-    q0 = finite_array("q0", q0, ndim=1)
-    if q0.shape != (coarse_n,):
-        raise ValueError(f"q0 must have shape ({coarse_n},), got {q0.shape}")
+    q0 = finite_array("q0", q0)
+    if q0.ndim not in (1, 2) or q0.shape[-1] != coarse_n:
+        raise ValueError(f"q0 must have shape ({coarse_n},) or (M, {coarse_n}), got {q0.shape}")
     coarse_dx = setup.dx * factor
     x_fine = (np.arange(setup.n) + 0.5) * setup.dx
     dt = dt or stable_dt(coarse_dx, setup.u_mean * (1 + setup.gust))
@@ -444,13 +448,18 @@ def run_coarse(q0, truth: xr.Dataset, factor: int, t_end: float, closure=None,
     def rhs(q, t):
         u_face = coarse_face_wind(wind(x_fine, t), factor)
         out = tendency(q, u_face, coarse_dx, setup.lam, setup.alpha)
-        return out if closure is None else out + closure(q, u_face)
+        return out if closure is None else out + closure(q, np.broadcast_to(u_face, q.shape))
 
     times, qs = _integrate(q0, rhs, positive("t_end", t_end), positive("dt", dt),
                            positive("save_every", save_every))
     x = coarse_grain(x_fine, factor)
-    return data.fields_to_dataset(times, x, attrs={**truth.attrs, "factor": int(factor)},
-                                  q=(qs, "1", "coarse-model tracer"))
+    attrs = {**truth.attrs, "factor": int(factor)}
+    if q0.ndim == 1:
+        return data.fields_to_dataset(times, x, attrs=attrs, q=(qs, "1", "coarse-model tracer"))
+    return xr.Dataset({"q": (("time", "member", "x"), qs,
+                             {"units": "1", "long_name": "coarse-model tracer"})},
+                      coords={"time": data.coordinate("time", times),
+                              "x": data.coordinate("x", x)}, attrs=attrs)
 
 
 def fourier_field(x_left, x_right, modes, amplitudes, phases, length: float, mean: float = 0.0):
