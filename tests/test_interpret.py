@@ -325,3 +325,25 @@ def test_discovery_rejects_bad_input():
         TermLibrary.polynomial(["x"], 0)
     with pytest.raises(ValueError, match="unique"):
         TermLibrary(["x"], ["a", "a"], [np.sum, np.sum])
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter's discovered forms are asserted with tolerances that can fail
+# ---------------------------------------------------------------------------------------------
+CHAPTER = "book/principles/opening_the_box.ipynb"
+
+
+def test_chapter_fails_without_a_normalised_library():
+    from mutation import run_mutated
+
+    failure = run_mutated(CHAPTER, {"ip.threshold_path(library, fit_f, fit_u, thresholds,":
+                                    "ip.threshold_path(library, fit_f, fit_u, thresholds, "
+                                    "normalize=False,"})
+    assert failure is not None and "local quartic" in failure.message
+
+
+def test_chapter_fails_when_the_narrow_filter_is_not_narrow():
+    from mutation import run_mutated
+
+    failure = run_mutated(CHAPTER, {"NARROW, LES = 2, 8": "NARROW, LES = 4, 8"})
+    assert failure is not None and "gradient model alone" in failure.message
