@@ -155,6 +155,17 @@ def test_attributions_of_a_linear_closure_are_weights_times_inputs():
                                P(np.ones(3))[0] + (x - 1) @ slope, atol=1e-12)
 
 
+def test_predict_features_matches_the_closure_on_fields():
+    P = tanh_closure(seed=2)
+    x = 3 + 4 * np.random.default_rng(8).standard_normal((4, 8))
+    feats = l96.stencil(x, 1)
+    np.testing.assert_allclose(ip.predict_features(P, feats), P(x), atol=1e-12)
+    with pytest.raises(ValueError, match="3 columns"):
+        ip.predict_features(P, feats[..., :2])
+    with pytest.raises(ValueError, match="per-column"):
+        ip.predict_features(lambda z: z, feats)
+
+
 def test_integrated_gradients_of_a_product_split_it_evenly():
     def product(z):
         return z[:, 0] * z[:, 1]

@@ -47,9 +47,9 @@ from .evaluation import r2_score
 
 __all__ = [
     "jacobian", "band_profile", "coupled_jacobian", "linear_response", "step_amplification",
-    "feature_function", "gradient_x_input", "integrated_gradients", "Importance",
-    "permutation_importance", "SparseModel", "TermLibrary", "fit_sparse", "threshold_path",
-    "sparsest_within",
+    "feature_function", "predict_features", "gradient_x_input", "integrated_gradients",
+    "Importance", "permutation_importance", "SparseModel", "TermLibrary", "fit_sparse",
+    "threshold_path", "sparsest_within",
 ]
 
 
@@ -238,6 +238,28 @@ def feature_function(closure: Closure) -> Callable:
     f.n_features = len(closure.feature_names) if closure.feature_names else None
     f.dtype = dtype
     return f
+
+
+def predict_features(closure: Closure, features) -> np.ndarray:
+    """A per-column closure evaluated on raw features ``(..., F)``: shape ``(...)``.
+
+    The numpy twin (or torch without gradients) of the closure's network with its
+    standardisation, for predictions on features that did not come from fields, e.g. with
+    one column permuted (:func:`permutation_importance`).
+    """
+    if not isinstance(closure, Closure) or not closure.per_column:
+        raise ValueError("closure must be a per-column nnparam Closure")
+    feats = finite_array("features", features)
+    n_feat = (len(closure.feature_names) if closure.feature_names
+              else closure.x_mean.size if closure.x_mean.size > 1 else None)
+    if feats.ndim < 1 or (n_feat is not None and feats.shape[-1] != n_feat):
+        raise ValueError(f"features must have {n_feat} columns on the last axis, got shape "
+                         f"{feats.shape}")
+    z = (feats.reshape(-1, feats.shape[-1]) - closure.x_mean) / closure.x_std
+    out = np.asarray(closure._run_numpy(z), dtype=float) * closure.y_std + closure.y_mean
+    if out.shape[-1] != 1:
+        raise ValueError(f"predict_features needs one output per column, got {out.shape[-1]}")
+    return out[:, 0].reshape(feats.shape[:-1])
 
 
 def _as_feature_function(func):
