@@ -179,10 +179,11 @@ def test_training_recovers_a_known_linear_closure():
     truth = model.rollout(X0, 0.0, 400, lambda X: -0.8 * X - 0.7)[100:]
     times = np.arange(truth.shape[0]) * model.dt
     closure = _linear_closure()
-    before = float(ap.unrolled_loss(model, closure, truth, times, np.arange(0, 250, 10), 10).detach())
+    every10 = np.arange(0, 250, 10)
+    before = float(ap.unrolled_loss(model, closure, truth, times, every10, 10).detach())
     hist = ap.train_unrolled(closure, model, truth, times, 10, train=slice(0, 250),
                              validation=slice(250, 300), n_iter=100, lr=0.1, batch=16)
-    after = float(ap.unrolled_loss(model, closure, truth, times, np.arange(0, 250, 10), 10).detach())
+    after = float(ap.unrolled_loss(model, closure, truth, times, every10, 10).detach())
     w = closure.module[0].weight.item()
     b = closure.module[0].bias.item()
     assert after < 1e-3 * before, (before, after)

@@ -200,9 +200,10 @@ def _window_starts(name, block, n_time, window):
 
 
 def loss_gradient(model, closure, truth, times, starts, window: int, weights=None) -> dict:
-    """The unrolled loss, the global norm of its gradient in the closure's weights, the
-    wall time of the forward and backward pass (s) and the memory autograd kept for the
-    backward pass (bytes, unique storages of the saved tensors), at the current weights.
+    """The unrolled loss, its gradient in the closure's weights (``gradient``, flattened,
+    and its global norm ``grad_norm``), the wall time of the forward and backward pass
+    (``seconds``) and the memory autograd kept for the backward pass (``memory_bytes``,
+    unique storages of the saved tensors), at the current weights.
 
     The memory is what makes long windows expensive: it grows linearly with ``window``
     (every intermediate state of every stage is kept), unless steps are recomputed
@@ -226,10 +227,11 @@ def loss_gradient(model, closure, truth, times, starts, window: int, weights=Non
         loss = _loss(model, closure, truth_t, t, s, window, w)
     loss.backward()
     seconds = time.perf_counter() - start
-    norm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)))
+    gradient = torch.cat([p.grad.detach().double().reshape(-1) for p in params]).numpy()
     for p in params:
         p.grad = None
-    return {"loss": float(loss.detach()), "grad_norm": norm, "seconds": seconds,
+    return {"loss": float(loss.detach()), "grad_norm": float(np.linalg.norm(gradient)),
+            "gradient": gradient, "seconds": seconds,
             "memory_bytes": int(sum(storages.values()))}
 
 
