@@ -285,3 +285,28 @@ def test_bad_input(toy_truth):
         ap.RelaxationModel(toy, -1.0)
     with pytest.raises(ValueError, match="x0"):
         ap.lyapunov_exponent(model, np.ones(5), 10)
+
+
+# ------------------------------------------------------------------------------------------
+# the chapter's "helps here, not there" asserts can fail (mutation runs)
+# ------------------------------------------------------------------------------------------
+CHAPTER = "book/principles/learning_online.ipynb"
+
+
+@pytest.mark.slow
+def test_chapter_helps_claim_fails_without_training():
+    from mutation import run_mutated
+
+    # barely trained through the model, the closure is the offline one and blows up
+    failure = run_mutated(CHAPTER, {"n_iter=300,": "n_iter=2,"})
+    assert failure is not None and "16-step unrolled training" in failure.message, failure
+
+
+@pytest.mark.slow
+def test_chapter_chaos_claim_is_specific_to_long_windows():
+    from mutation import run_mutated
+
+    # within the predictability time the gradient grows much faster than exp(lambda_1 T)
+    # (the error itself is still growing): the claim holds only for long windows
+    failure = run_mutated(CHAPTER, {"long = T >= 1.0": "long = (T >= 0.04) & (T <= 0.32)"})
+    assert failure is not None and "exp(lambda_1 T)" in failure.message, failure

@@ -111,7 +111,7 @@ def trained_closure(closure, offline, losses, run: dict, truth, no_closure_rmse:
                                           f"{type(closure).__name__}")
     require(closure is not offline, "train a copy (copy.deepcopy(offline)), not the offline "
                                     "closure itself, so that the two can be compared")
-    moved = max(float((a - b).abs().max()) for a, b in
+    moved = max(float((a - b).detach().abs().max()) for a, b in
                 zip(closure.module.parameters(), offline.module.parameters(), strict=True))
     require(moved > 0, "the weights did not change: did the optimiser get "
                        "closure.module.parameters() and did you call opt.step()?")
