@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from . import _xp
 from ._validate import finite_array, positive, positive_int
 from .closure import Closure, as_closure, is_torch_module
 from .evaluation import autocorrelation, hellinger, rmse_by_lead  # noqa: F401
@@ -83,9 +84,10 @@ def advection(X):
     """The quadratic Lorenz-96 term ``-X_{k-1} (X_{k-2} - X_{k+1})`` on the last axis of ``X``.
 
     It redistributes "energy" without creating it: ``sum_k X_k * advection(X)_k = 0``.
+    numpy or torch (the differentiable one-scale model of :mod:`nnparam.aposteriori`).
     """
-    X = np.asarray(X, dtype=float)
-    return -np.roll(X, 1, axis=-1) * (np.roll(X, 2, axis=-1) - np.roll(X, -1, axis=-1))
+    X = X if _xp.is_torch(X) else np.asarray(X, dtype=float)
+    return -_xp.roll(X, 1) * (_xp.roll(X, 2) - _xp.roll(X, -1))
 
 
 def coupling(Y, h: float = 1.0, b: float = 10.0, c: float = 10.0):
