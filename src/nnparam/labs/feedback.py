@@ -412,7 +412,14 @@ def uses_any(func, targets) -> list[str]:
     if code is None:
         return []
     names = _code_names(code)
-    glob = getattr(func, "__globals__", {})
+    glob = dict(getattr(func, "__globals__", {}))
+    for free, cell in zip(code.co_freevars, getattr(func, "__closure__", None) or (),
+                          strict=False):
+        try:
+            glob[free] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        names.add(free)
     found = []
     for dotted in targets:
         module, attr = _resolve(dotted)
