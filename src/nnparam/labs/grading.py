@@ -430,13 +430,11 @@ def _grade(nb: dict, path: Path, name: str, labs: dict[str, Lab], timeout: float
         else:
             ok, message = bool(result["ok"]), result["message"]
             hidden = result.get("hidden")
-            if hidden is not None:
-                if not hidden["ok"]:
-                    ok = False
-                    message = (message + " | " if result["ok"] else "") + \
-                        "hidden check: " + hidden["message"]
-                elif ok:
+            if hidden is not None and ok:  # after a failed lab check, its message is enough
+                if hidden["ok"]:
                     message += " | hidden check passed"
+                else:
+                    ok, message = False, f"{message} | hidden check: {hidden['message']}"
         rows.append(Row(name, lab.name, "exercise", label, cell_no, "yes" if ok else "no",
                         message))
 

@@ -12,7 +12,8 @@ a copy of their namespaces. After each exercise, the grader sends one cell,
    package's objects, the global random states saved and restored, and random generators in
    the namespace copied, so the re-run changes nothing the notebook sees later;
 3. runs the instructor's hidden check ``exercise_<number>`` if there is one, its parameters
-   bound by name to the notebook's objects;
+   bound by name to the notebook's objects (a parameter named ``cells`` receives the sources
+   of the code cells the notebook has run so far, to spot a forbidden shortcut);
 4. displays the result as one ``application/vnd.nnparam.grade+json`` output.
 
 This defends against edited, deleted and redefined checks. It is not a sandbox: code written
@@ -139,6 +140,13 @@ class Grader:
             return
         self.hidden = module
 
+    def student_cells(self) -> list[str]:
+        """The sources of the code cells the notebook has run so far (IPython's ``In``),
+        without the grader's own cells."""
+        history = self.namespace.get("In", [])
+        return [src for src in history if src and "__nnparam_grader__" not in src
+                and "nnparam.labs.harness" not in src]
+
     def _run_hidden(self, number: int, aliases: dict) -> dict | None:
         if self.hidden_error:
             return {"ok": False, "error": "HiddenCheckError", "message": self.hidden_error}
@@ -148,7 +156,9 @@ class Grader:
         ns = self._namespace(aliases)
         kwargs = {}
         for param in inspect.signature(func).parameters.values():
-            if param.name in ns:
+            if param.name == "cells":  # the sources of the student's code cells run so far
+                kwargs["cells"] = self.student_cells()
+            elif param.name in ns:
                 kwargs[param.name] = ns[param.name]
             elif param.default is inspect.Parameter.empty:
                 return {"ok": False, "error": "NameError",
