@@ -339,7 +339,7 @@ def test_grade_lab1_solution_and_a_student_who_games_the_checks(tmp_path):
                "y_train, rcond=None)[0]\n"
                "y_pred_linear = np.column_stack([x_test, np.ones(len(x_test))]) @ coef",
             4: "model, sx, sy = None, None, None\ny_pred_mlp = y_pred_linear"}
-    for k, (first, last) in enumerate(spans):
+    for k, (first, _) in enumerate(spans):
         gamed["cells"][first]["source"] = fill[k]
     # the network's check cell edited to a lower bar without the comparison
     gamed["cells"][spans[4][1]]["source"] = "print('[ok] MLP: test R^2 = 0.848')\nr2_mlp = 0.9"
