@@ -1,12 +1,13 @@
-"""Sphinx hooks of the book (loaded through ``sphinx.local_extensions`` in ``_config.yml``).
+"""Sphinx hooks of the book (``sphinx.local_extensions`` in ``_config.yml``).
 
-1. **One repository setting.** ``repository.url`` in ``_config.yml`` is the only place the
-   book's repository is named. When it is empty, the repository, issues and launch buttons
-   are not rendered (no link to a repository that does not exist); when it is set, they are.
-   The instructor guide quotes it through the MyST substitution ``{{ repository_url }}``.
-2. **Written answers collapsed.** On the lab pages (``solutions/``), a markdown cell tagged
-   ``solution`` (a model written answer) is rendered inside a collapsed "Model answer"
-   dropdown, like the worked code solutions (``hide-input``).
+1. **One repository setting.** ``repository.url`` in ``_config.yml`` is the only place
+   the book's repository is named. When it is empty, the repository, issues and launch
+   buttons are not rendered (no link to a repository that does not exist); when it is
+   set, they are. The instructor guide quotes it as the substitution
+   ``{{ repository_url }}``.
+2. **Written answers collapsed.** On the lab pages (``solutions/``), a markdown cell
+   tagged ``solution`` (a model written answer) is rendered inside a collapsed "Model
+   answer" dropdown, like the worked code solutions (``hide-input``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def _repository(app, config) -> None:
         opts["use_repository_button"] = True
         opts["use_issues_button"] = True
     else:  # nothing to link to: no repository, issues, edit or launch buttons
-        for key in ("use_repository_button", "use_issues_button", "use_edit_page_button",
-                    "use_source_button"):
+        for key in ("use_repository_button", "use_issues_button",
+                    "use_edit_page_button", "use_source_button"):
             opts[key] = False
         opts["launch_buttons"] = {}
     config.html_theme_options = opts

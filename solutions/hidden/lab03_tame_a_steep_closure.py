@@ -10,7 +10,8 @@ def exercise_1(h_max):
     for lam, k in ((1e-2, -3e-2), (2.5e-6, 1e-6), (4e-4, 4e-4), (1.0, 5.0)):
         want = 2 / (lam - k) if k < lam else 0.0
         got = as_scalar("h_max", call("h_max", h_max, lam, k))
-        require(np.isclose(got, want, rtol=1e-9), f"h_max({lam}, {k}) should be {want:g}")
+        require(np.isclose(got, want, rtol=1e-9),
+                f"h_max({lam}, {k}) should be {want:g}")
     passed("h_max on new damping rates")
 
 
