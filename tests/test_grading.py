@@ -358,3 +358,25 @@ def test_grade_lab1_solution_and_a_student_who_games_the_checks(tmp_path):
     assert "sgs_budget" in ex[1].message
     assert ex[2].passed == "yes" and ex[3].passed == "yes"  # the deleted check still ran
     assert ex[4].passed == "no" and "torch network" in ex[4].message
+
+
+def test_an_installed_package_grades_without_the_repository(tmp_path):
+    """The package alone (copied out of the source tree, as pip would install it) finds the
+    lab definitions it carries, and takes hidden checks from an explicit folder."""
+    import shutil
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "src" / "nnparam", site / "nnparam",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "labs" / "lab03_tame_a_steep_closure.ipynb", course / "ann.ipynb")
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nnparam.labs", "grade", ".", "--hidden",
+                           str(ROOT / "solutions" / "hidden")], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert "lab definitions installed with nnparam" in first
+    assert "hidden checks for" in first and "lab03_tame_a_steep_closure" in first
+    assert "ann.ipynb: lab03_tame_a_steep_closure 0/5 exercises passed" in done.stdout
