@@ -130,6 +130,7 @@ def mixture_sampling(sampled_variance, mu, var) -> bool:
                         f"square root of its variance)")
 
 
+@lab_check
 def mixture_check(sampled_variance, aleatoric, epistemic) -> bool:
     """The variance of samples drawn from the mixture agrees with ``aleatoric + epistemic``
     (kept for old notebooks; the lab uses :func:`mixture_sampling`)."""

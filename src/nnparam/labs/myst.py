@@ -41,9 +41,10 @@ def load_bib(path) -> dict:
             author = " and ".join(last) or key
         fields = entry.fields
         year = fields.get("year", "n.d.")
-        names = ", ".join(
-            " ".join(p.last_names) + (", " + " ".join(n[0] + "." for n in p.first_names)
-                                      if p.first_names else "") for p in people)
+        each = [" ".join(p.last_names) + (", " + " ".join(n[0] + "." for n in p.first_names)
+                                          if p.first_names else "") for p in people]
+        names = ", ".join(each[:-1]) + (" and " if len(each) > 1 else "") + (each[-1]
+                                                                            if each else "")
         venue = fields.get("journal") or fields.get("booktitle") or fields.get("publisher", "")
         title = fields.get("title", "").replace("{", "").replace("}", "")
         full = f"{names or author} ({year}). {title}."
