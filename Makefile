@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 WORKERS ?= 2
 
-.PHONY: book test lab labs lint clean bench test-browser
+.PHONY: book test lab labs lint clean bench test-browser data
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ lint: $(STAMP)
 test-browser: $(STAMP) book
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/pytest -m browser -p no:xdist tests/test_browser.py
+
+# long truth runs computed once into the ignored .cache/ (notebooks also fill it on demand)
+data: $(STAMP)
+	$(BIN)/python -m nnparam.cache
 
 # every notebook timed and the engine's hot paths: writes bench/report.md
 bench: $(STAMP)

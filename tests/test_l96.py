@@ -269,7 +269,7 @@ def test_helpers_bad_input():
         l96.neural_closure(lambda x: x)
     with pytest.raises(ValueError, match="max_lag"):
         l96.autocorrelation(np.arange(5.0), 5)
-    with pytest.raises(ValueError, match="a and b"):
+    with pytest.raises(ValueError, match="a must hold at least one sample"):
         l96.hellinger([], [1.0])
     with pytest.raises(ValueError, match="Y"):
         l96.tendencies(np.zeros(8), np.zeros((7, 3)))

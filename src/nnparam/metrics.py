@@ -1,34 +1,15 @@
-"""Offline skill scores and time-contiguous splits, as the field evaluates closures."""
+"""Time-contiguous splits and convergence orders.
+
+The skill scores that used to live here (``r2_score``, ``rmse``) moved to
+:mod:`nnparam.evaluation`, the one home of every metric; the names below are aliases.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ._validate import finite_array, positive_int
-
-
-def r2_score(y_true, y_pred) -> float:
-    """Coefficient of determination ``1 - SSE/SST`` over all elements (1 is perfect, 0 is the mean).
-
-    ``y_true`` and ``y_pred`` are arrays of the same shape; the score pools every element.
-    """
-    yt = finite_array("y_true", y_true)
-    yp = finite_array("y_pred", y_pred)
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_pred must have the shape of y_true {yt.shape}, got {yp.shape}")
-    sst = np.sum((yt - yt.mean()) ** 2)
-    if sst == 0:
-        raise ValueError("y_true is constant; R^2 is undefined")
-    return float(1.0 - np.sum((yt - yp) ** 2) / sst)
-
-
-def rmse(y_true, y_pred) -> float:
-    """Root-mean-square error over all elements, in the units of ``y_true``."""
-    yt = finite_array("y_true", y_true)
-    yp = finite_array("y_pred", y_pred)
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_pred must have the shape of y_true {yt.shape}, got {yp.shape}")
-    return float(np.sqrt(np.mean((yt - yp) ** 2)))
+from .evaluation import r2_score, rmse  # noqa: F401 (aliases kept for old callers)
 
 
 def time_blocks(n_time: int, fractions=(0.6, 0.2, 0.2), gap: int = 0) -> tuple[slice, ...]:

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from .._validate import finite_array, positive, positive_int
+from ..closure import Closure
+from ..closure import stencil_features as periodic_stencils
 from ..grid import Grid1D
 from ..nn import mlp
 
@@ -261,14 +263,18 @@ def fit_constant_kappa(grad, flux) -> float:
     return max(0.0, -float(np.sum(f * g)) / den)
 
 
+def stencil_features_of_gradient(g, width: int, xp=np):
+    """Face gradients ``g`` (..., n) -> (..., n, 2 width + 1) stencils (numpy or torch)."""
+    return periodic_stencils(g, width=width, xp=xp)
+
+
 def stencil_features(Q, grid: Grid1D, width: int = 1) -> np.ndarray:
     """Face gradients at each face and its ``width`` neighbours on each side.
 
     ``Q`` (..., n) -> array (..., n, 2*width+1); column ``width`` is the face's own gradient.
     """
     width = positive_int("width", width, minimum=0)
-    g = grid.face_gradient(Q)
-    return np.stack([np.roll(g, -j, axis=-1) for j in range(-width, width + 1)], axis=-1)
+    return stencil_features_of_gradient(grid.face_gradient(Q), width)
 
 
 class KappaNet(nn.Module):
@@ -308,16 +314,22 @@ class FluxNet(nn.Module):
         return self.flux_scale * self.net(x / self.g_scale)
 
 
-def network_closure(model: nn.Module, grid: Grid1D, width: int = 1) -> Callable:
-    """Wrap a face-stencil network as ``closure(Q) -> face flux (n,)`` for :func:`run_coarse`."""
-    dtype = next(model.parameters()).dtype
+def network_closure(model: nn.Module, grid: Grid1D, width: int = 1) -> Closure:
+    """Wrap a face-stencil network as ``closure(Q) -> face flux (n,)`` for :func:`run_coarse`.
 
-    def closure(Q):
-        x = torch.as_tensor(stencil_features(Q, grid, width), dtype=dtype)
-        with torch.no_grad():
-            return model(x).numpy()[:, 0].astype(float)
+    A :class:`nnparam.closure.Closure` whose features are the face gradients of ``Q`` and
+    their ``width`` neighbours (:func:`stencil_features`); the network scales its own inputs.
+    """
+    width = positive_int("width", width, minimum=0)
 
-    return closure
+    def features(Q, xp=np):
+        g = grid.face_gradient(Q)
+        return stencil_features_of_gradient(g, width, xp)
+
+    names = [f"dQ/dx[f{o:+d}]" if o else "dQ/dx[f]" for o in range(-width, width + 1)]
+    return Closure(model, inputs=("Q",), features=features, feature_names=names,
+                   output="subgrid face flux", output_units="[Q] m/s", input_units=("[Q]",),
+                   name=f"{type(model).__name__} face-gradient closure")
 
 
 def run_coarse(Q0, grid: Grid1D, closure: Callable | None, dt: float, n_steps: int,
