@@ -132,7 +132,15 @@ def test_every_exercise_has_a_check_the_grader_can_rerun(path):
         assert any(alias in ex["check"] for alias in d["aliases"]), ex["check"]
 
 
-@pytest.mark.parametrize("path", LABS, ids=lambda p: p.name)
+#: labs whose authors still have to move their book-page text into a `book-only` cell
+BOOK_TEXT_TO_MOVE = {"lab09_train_through_the_model.ipynb"}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(
+        strict=True, reason="the intro still speaks of the book page and links a repository "
+                            "by hand: move it into a book-only cell"))
+    if p.name in BOOK_TEXT_TO_MOVE else p for p in LABS], ids=lambda p: p.name)
 def test_student_labs_hold_no_book_markup_and_no_solution(path):
     lab = json.loads(path.read_text())
     solution = json.loads((ROOT / "solutions" / path.name).read_text())

@@ -348,4 +348,86 @@ QUESTIONS: dict[str, list[dict]] = {
             "whole row."),
            ("It does not matter", False, "It does: the budget needs whole rows.")),
     ],
+    "learning_online": [
+        mc("What does a-posteriori (unrolled) training change compared with offline "
+           "training?",
+           ("The closure runs coupled to the coarse model for several steps and the loss "
+            "compares the trajectory with the coarse-grained truth, backpropagating through "
+            "the solver", True, "Right: the closure learns from its own feedback on the "
+            "model."),
+           ("It trains on more samples of the same offline target", False,
+            "The target changes: a trajectory, not one instant."),
+           ("It trains after the coupled run, on its errors, without gradients through "
+            "the solver", False, "The gradient flows through every step of the solver.")),
+        mc("On the steep toy, the closure fine-tuned through 16 steps stays bounded without "
+           "a Lipschitz cap, yet its offline R^2 against the exact subgrid term falls. Why?",
+           ("It learns what the discrete model needs at its time step, which is gentler "
+            "than the exact term where that term is too steep for the step", True,
+            "Right: it corrects the time-stepping error as well."),
+           ("Unrolled training overfits", False, "It does better online, not worse."),
+           ("The window was too short", False, "The 16-step window was the one that "
+            "worked; 1 and 4 were not enough.")),
+        mc("Why does a window longer than the predictability time not help on chaotic "
+           "Lorenz-96?",
+           ("The gradient grows like exp(lambda_1 T) and carries the chaos rather than the "
+            "closure's error, while the cost grows linearly with the window", True,
+            "Right: beyond 1/lambda_1 the loss landscape is dominated by chaos."),
+           ("Lorenz-96 cannot be differentiated", False, "The chapter differentiates it "
+            "with torch."),
+           ("Longer windows always help", False, "Not on a chaotic system with an already "
+            "stable offline closure.")),
+    ],
+    "opening_the_box": [
+        mc("What does the diagonal of a stencil closure's Jacobian tell you?",
+           ("The local feedback: how the closure's output in a cell responds to the state "
+            "of that cell", True, "Right: its sign says whether the closure damps or "
+            "amplifies."),
+           ("The closure's offline R^2", False, "The Jacobian is about sensitivity, not "
+            "skill."),
+           ("Which training samples mattered most", False, "That would be a data "
+            "attribution, not the Jacobian.")),
+        mc("Integrated gradients attribute a prediction to the inputs. What must you state "
+           "with the result?",
+           ("The baseline it is relative to", True, "Right: the attributions sum to the "
+            "prediction minus the prediction at the baseline."),
+           ("Nothing: attributions are unique", False, "They depend on the baseline, and "
+            "correlated inputs share credit arbitrarily."),
+           ("The learning rate", False, "Attribution is computed after training.")),
+        mc("Sparse regression finds a local quartic for the Lorenz-96 coupling. It matches "
+           "the network's climate but runs away at a larger forcing. What is the lesson?",
+           ("An equation is only as good as its library: outside the training range a "
+            "polynomial is unconstrained", True, "Right: test a discovered equation "
+            "online and out of distribution too."),
+           ("Sparse regression is always worse than a network", False,
+            "On Burgers the same tool recovers a known physical closure."),
+           ("The forcing was computed wrongly", False, "The run-away is the polynomial's "
+            "extrapolation.")),
+    ],
+    "learning_without_truth": [
+        mc("What are the increments of a data-assimilation cycle, and why can a closure be "
+           "learned from them?",
+           ("Analysis minus forecast: they show, step after step, what the model got wrong, "
+            "including the missing subgrid term", True,
+            "Right: but the filter biases them, as the chapter measures."),
+           ("Observation minus truth", False, "There is no truth in this setting; and that "
+            "difference is the observation error."),
+           ("The spread of the ensemble", False, "The spread is the filter's uncertainty, "
+            "not the model's error.")),
+        mc("Why does the ensemble Kalman filter of the chapter need inflation?",
+           ("Twenty members of a model with a missing term underestimate the forecast "
+            "error; without inflation the filter trusts its forecast and drifts away", True,
+            "Right: inflation restores the spread the members lack."),
+           ("Inflation makes the observations more accurate", False, "It scales the "
+            "ensemble's spread, not the observations."),
+           ("It is needed only for a perfect model", False, "A perfect model needs much "
+            "less.")),
+        mc("What does ensemble Kalman inversion (EKI) calibrate the closure against?",
+           ("Observed climate statistics, with a noise covariance for the internal "
+            "variability of a finite run", True, "Right: no training target from a truth "
+            "is needed."),
+           ("The exact coupling term of the truth", False, "That is what is missing "
+            "without a truth."),
+           ("The increments of the filter", False, "That is the other route of the "
+            "chapter, the EnKF.")),
+    ],
 }
