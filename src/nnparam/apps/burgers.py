@@ -364,6 +364,9 @@ def model_consistent_stress(u_fine, factor: int, length: float, nu: float) -> np
     coarse model computes its own flux from ``ubar``; twice the difference (the factor 2 of the
     ``tau/2`` convention) is the stress a closure must supply. It contains the subgrid stress
     *and* the coarse discretization error: the budget residual of the principles chapters.
+    Unlike ``tau`` it is not Galilean invariant: adding a uniform ``U`` to the flow changes it
+    by ``2 U [(u_f^- + u_f^+)/2 - (ubar_I + ubar_I+1)/2]`` (fine face average minus coarse
+    central average), the advective discretization error.
 
     ``u_fine`` has shape (..., N); returns (..., N // factor) in velocity^2.
     """
@@ -425,6 +428,8 @@ def stencil_features(u_bar, length: float) -> np.ndarray:
     For the face between cells ``i`` and ``i+1``: the gradients across faces ``i-1``, ``i``,
     ``i+1`` (1/time). Differences only, so the closure is Galilean invariant (a uniform shift
     of ``u`` changes neither inputs nor ``tau``), like the exact stress.
+    (A closure of these inputs trained on :func:`model_consistent_stress` is invariant, but
+    its target is not: it then works only at the mean velocity it was trained at.)
     ``u_bar`` has shape (n_time, n) or (n,); returns (n_time * n, 3) or (n, 3).
     """
     u = finite_array("u_bar", u_bar)
