@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _xp
 from ._validate import finite_array, positive, positive_int
 from .closure import Closure
 from .grid import Grid1D, periodic_stencil
@@ -321,16 +322,31 @@ class SteepClosureToy:
         return self._wave_cache
 
     def forcing(self, t: float) -> np.ndarray:
-        """Forcing ``F(x, t)`` ([q]/s) on the cell centres at time ``t`` (s)."""
-        amp, arg0, omega = self._waves()
-        return amp @ np.sin(arg0 - omega[:, None] * t)
+        """Forcing ``F(x, t)`` ([q]/s) on the cell centres at time ``t`` (s).
+
+        A torch tensor ``t`` gives a tensor of its dtype (the differentiable model); an array
+        ``t`` of shape (...) gives (..., n), one time per ensemble member."""
+        amp, arg0, omega = (_xp.like(a, t) for a in self._waves())
+        t = t[..., None, None] if getattr(t, "ndim", 0) else t
+        return amp @ (torch.sin if _xp.is_torch(t) else np.sin)(arg0 - omega[:, None] * t)
 
     def subgrid_tendency(self, q) -> np.ndarray:
-        """The exact unresolved tendency ``S(q)`` ([q]/s) for states ``q`` of shape (..., n)."""
-        q = finite_array("q", q)
+        """The exact unresolved tendency ``S(q)`` ([q]/s) for states ``q`` of shape (..., n).
+
+        numpy (validated) or torch (differentiable, unvalidated)."""
+        q = q if _xp.is_torch(q) else finite_array("q", q)
         grid = self.grid
         mixing = grid.divergence(-self.kappa * grid.face_gradient(q))  # flux form, conservative
-        return self.gain * self.lam * self.q0 * np.tanh(q / self.q0) + mixing
+        return self.gain * self.lam * self.q0 * _xp.tanh(q / self.q0) + mixing
+
+    def euler_step(self, q, t: float, h: float, closure_tendency):
+        """One forward-Euler step ``q + h (-lam q + F(t) + P)`` of the host model coupled to a
+        closure whose tendency at ``q`` is ``closure_tendency`` ([q]/s).
+
+        The one definition of the coupled step: :meth:`run` (numpy) and the differentiable
+        model of :mod:`nnparam.aposteriori` (torch ``q``, then ``F`` is a tensor) both call it.
+        """
+        return q + h * (-self.lam * q + self.forcing(_xp.like(t, q)) + closure_tendency)
 
     def truth(self, n_snap: int, h: float, substeps: int = 12):
         """Fine-step reference run: ``n_snap`` snapshots every ``h`` s, Euler at ``h / substeps``.
@@ -364,7 +380,7 @@ class SteepClosureToy:
         for i in range(n_steps):
             t = t_start + i * h
             with np.errstate(all="ignore"):
-                q = q + h * (-self.lam * q + self.forcing(t) + np.asarray(closure(q)))
+                q = self.euler_step(q, t, h, np.asarray(closure(q)))
             states.append(q.copy())
             if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
                 blew = i + 1

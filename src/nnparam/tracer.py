@@ -46,7 +46,7 @@ from functools import lru_cache
 import numpy as np
 import xarray as xr
 
-from . import data
+from . import _xp, data
 from ._validate import finite_array, positive, positive_int
 from .filters import coarse_grain, gaussian
 from .grid import flux_divergence
@@ -154,8 +154,10 @@ class Wind:
 
 
 def face_values(q) -> np.ndarray:
-    """Third-order upwind-biased value at each right face from cell means (for u > 0)."""
-    ext = np.concatenate([q[..., -1:], q, q[..., :1]], axis=-1)  # one periodic ghost each side
+    """Third-order upwind-biased value at each right face from cell means (for u > 0).
+
+    numpy or torch (the differentiable coarse model of :mod:`nnparam.aposteriori`)."""
+    ext = _xp.pad_periodic(q, 1)  # one periodic ghost each side
     return (-ext[..., :-2] + 5.0 * q + 2.0 * ext[..., 2:]) / 6.0
 
 
@@ -165,7 +167,7 @@ def centred_face_values(q) -> np.ndarray:
 
 
 def source(q, lam: float, alpha: float) -> np.ndarray:
-    """Local source ``-lam q + alpha q**2`` [1/h]."""
+    """Local source ``-lam q + alpha q**2`` [1/h] (numpy or torch)."""
     return -lam * q + alpha * q**2
 
 
@@ -173,12 +175,14 @@ def tendency(q, u_face, dx: float, lam: float, alpha: float) -> np.ndarray:
     """Resolved tendency [1/h] of cell means ``q`` (..., n) given the wind at right faces.
 
     Unvalidated on purpose: it is the inner loop of every run (the callers validate).
+    numpy or torch: one source for the integrators and the differentiable coarse model.
     """
     flux = u_face * face_values(q)
-    return -np.diff(flux, axis=-1, prepend=flux[..., -1:]) / dx + source(q, lam, alpha)
+    return -(flux - _xp.roll(flux, 1)) / dx + source(q, lam, alpha)
 
 
 def _ssprk3_step(q, t, dt, rhs):
+    """One SSP-RK3 step of ``dq/dt = rhs(q, t)``; pure arithmetic, so numpy or torch."""
     q1 = q + dt * rhs(q, t)
     q2 = 0.75 * q + 0.25 * (q1 + dt * rhs(q1, t + dt))
     return q / 3.0 + 2.0 / 3.0 * (q2 + dt * rhs(q2, t + 0.5 * dt))

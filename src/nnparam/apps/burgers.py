@@ -36,10 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .. import cache
+from .. import _xp, cache
 from .._validate import finite_array, positive, positive_int
 from ..closure import Closure
 from ..filters import coarse_grain, power_spectrum
+from ..tracer import _ssprk3_step
 
 __all__ = [
     "RandomForcing", "advective_flux", "tendency", "simulate", "simulate_ensemble", "sgs_stress",
@@ -117,9 +118,9 @@ class RandomForcing:
 def advective_flux(u: np.ndarray) -> np.ndarray:
     """Energy-conserving face flux ``(u_i^2 + u_i u_{i+1} + u_{i+1}^2)/6`` at right faces.
 
-    ``u`` has shape (..., N); returns the same shape (flux units: velocity^2).
+    ``u`` has shape (..., N), numpy or torch; returns the same shape (flux units: velocity^2).
     """
-    up = np.roll(u, -1, axis=-1)
+    up = _xp.roll(u, -1)
     return (u * u + u * up + up * up) / 6.0
 
 
@@ -140,7 +141,12 @@ def tendency(u, length: float, nu: float, forcing=None, stress=None) -> np.ndarr
     forcing : optional array (N,), cell-averaged forcing (velocity/time).
     stress : optional array (N,), subgrid stress ``tau`` at right faces (velocity^2); enters the
         face flux as ``tau/2`` (see the module conventions).
+
+    A torch ``u`` (..., N) (with torch ``forcing`` and ``stress`` or None) takes the same
+    arithmetic without validation: the differentiable model of :mod:`nnparam.aposteriori`.
     """
+    if _xp.is_torch(u):
+        return _rhs(u, positive("length", length) / u.shape[-1], float(nu), forcing, stress)
     u = _check_state(u)
     length = positive("length", length)
     nu = float(nu)
@@ -158,10 +164,12 @@ def tendency(u, length: float, nu: float, forcing=None, stress=None) -> np.ndarr
 
 
 def _shift_left(u):
-    """``u[i+1]`` with periodic wrap (a cheap ``np.roll(u, -1)`` for 1-D arrays)."""
+    """``u[i+1]`` with periodic wrap on the last axis (a cheap ``np.roll(u, -1)``; or torch)."""
+    if _xp.is_torch(u):
+        return _xp.roll(u, -1)
     out = np.empty_like(u)
-    out[:-1] = u[1:]
-    out[-1] = u[0]
+    out[..., :-1] = u[..., 1:]
+    out[..., -1] = u[..., 0]
     return out
 
 
@@ -170,13 +178,34 @@ def _rhs(u, dx, nu, forcing, stress):
     flux = (u * u + u * up + up * up) / 6.0 - nu * (up - u) / dx
     if stress is not None:
         flux = flux + 0.5 * stress
-    du = np.empty_like(u)
-    du[1:] = flux[:-1] - flux[1:]
-    du[0] = flux[-1] - flux[0]
-    du /= dx
+    du = (_xp.roll(flux, 1) - flux) / dx  # flux[i-1] - flux[i]
     if forcing is not None:
-        du += forcing
+        du = du + forcing
     return du
+
+
+def forcing_interpolator(forcing: RandomForcing, n_cells: int) -> Callable:
+    """``f(t)``: the cell-averaged forcing on ``n_cells`` cells at time ``t``, interpolated
+    linearly between the knots; what :func:`simulate` adds to each stage. A scalar ``t`` gives
+    shape (n_cells,), an array of times (...) gives (..., n_cells) (one time per member)."""
+    cos_avg, sin_avg = forcing.basis(n_cells)
+    knots = forcing.a @ cos_avg + forcing.b @ sin_avg  # forcing field at each knot time
+
+    last = knots.shape[0] - 1
+
+    def at(t):
+        if np.ndim(t) == 0:  # the integrators' case: plain floats are fastest
+            s = min(t / forcing.refresh, last)
+            j = min(int(s), last - 1)
+            w = s - j
+        else:
+            s = np.minimum(np.asarray(t, dtype=float) / forcing.refresh, last)
+            j = np.minimum(s.astype(int), last - 1)
+            w = (s - j)[..., None]
+        return (1.0 - w) * knots[j] + w * knots[j + 1]
+
+    at.t_max = last * forcing.refresh
+    return at
 
 
 def simulate(u0, length: float, nu: float, dt: float, n_steps: int, *,
@@ -211,29 +240,21 @@ def simulate(u0, length: float, nu: float, dt: float, n_steps: int, *,
     if forcing is not None:
         if not isinstance(forcing, RandomForcing):
             raise ValueError("forcing must be a RandomForcing or None")
-        cos_avg, sin_avg = forcing.basis(n)
-        knots = forcing.a @ cos_avg + forcing.b @ sin_avg  # forcing field at each knot time
-        t_max = (knots.shape[0] - 1) * forcing.refresh
+        forcing_at = forcing_interpolator(forcing, n)
+        t_max = forcing_at.t_max
         if t0 < 0 or t0 + n_steps * dt > t_max * (1 + 1e-12):
             raise ValueError(f"the run [{t0}, {t0 + n_steps * dt}] leaves the forcing's time "
                              f"range [0, {t_max}]: draw the forcing with a larger t_end")
 
     def rhs(v, t):
-        f = None
-        if forcing is not None:
-            s = min(t / forcing.refresh, knots.shape[0] - 1)
-            j = min(int(s), knots.shape[0] - 2)
-            w = s - j
-            f = (1.0 - w) * knots[j] + w * knots[j + 1]
+        f = None if forcing is None else forcing_at(t)
         tau = None if closure is None else np.asarray(closure(v), dtype=float)
         return _rhs(v, dx, nu, f, tau)
 
     times, states = [t0], [u.copy()]
     t = t0
     for step in range(1, n_steps + 1):
-        u1 = u + dt * rhs(u, t)
-        u2 = 0.75 * u + 0.25 * (u1 + dt * rhs(u1, t + dt))
-        u = u / 3.0 + 2.0 / 3.0 * (u2 + dt * rhs(u2, t + 0.5 * dt))
+        u = _ssprk3_step(u, t, dt, rhs)  # the tracer's SSP-RK3: one scheme for both models
         t = t0 + step * dt
         if step % save_every == 0:
             if not np.all(np.isfinite(u)):
@@ -292,15 +313,12 @@ def simulate_ensemble(u0, length: float, nu: float, dt: float, n_steps: int, *,
     dx = length / n
     knots = None
     if forcing is not None:
-        knots, t_max, refresh = _member_knots(forcing, n_members, n)
-        knots = np.ascontiguousarray(knots.transpose(0, 2, 1))  # (n_knots, N, M)
+        knots, t_max, refresh = _member_knots(forcing, n_members, n)  # (n_knots, M, N)
         if t0 < 0 or t0 + n_steps * dt > t_max * (1 + 1e-12):
             raise ValueError(f"the run [{t0}, {t0 + n_steps * dt}] leaves the forcing's time "
                              f"range [0, {t_max}]: draw the forcing with a larger t_end")
 
-    # the members travel on the last axis of (N, M) arrays: _rhs differences along axis 0,
-    # the cells, and acts elementwise across members
-    def rhs(v, t):
+    def rhs(v, t):  # v: (M, N); _rhs acts on the last axis (the cells) of every member
         f = None
         if knots is not None:
             s = min(t / refresh, knots.shape[0] - 1)
@@ -309,27 +327,24 @@ def simulate_ensemble(u0, length: float, nu: float, dt: float, n_steps: int, *,
             f = (1.0 - w) * knots[j] + w * knots[j + 1]
         tau = None
         if closure is not None:
-            tau = np.asarray(closure(v.T), dtype=float)
-            if tau.shape != (n_members, n):
-                raise ValueError(f"closure must return stresses of shape {(n_members, n)}, "
+            tau = np.asarray(closure(v), dtype=float)
+            if tau.shape != v.shape:
+                raise ValueError(f"closure must return stresses of shape {v.shape}, "
                                  f"got {tau.shape}")
-            tau = tau.T
         return _rhs(v, dx, nu, f, tau)
 
-    v = np.ascontiguousarray(u.T)
     times, states = [t0], [u.copy()]
+    t = t0
     for step in range(1, n_steps + 1):
-        t = t0 + (step - 1) * dt
-        v1 = v + dt * rhs(v, t)
-        v2 = 0.75 * v + 0.25 * (v1 + dt * rhs(v1, t + dt))
-        v = v / 3.0 + 2.0 / 3.0 * (v2 + dt * rhs(v2, t + 0.5 * dt))
+        u = _ssprk3_step(u, t, dt, rhs)  # the scheme of simulate, member by member
+        t = t0 + step * dt
         if step % save_every == 0:
-            if not np.all(np.isfinite(v)):
-                bad = np.flatnonzero(~np.all(np.isfinite(v), axis=0)).tolist()
+            if not np.all(np.isfinite(u)):
+                bad = np.flatnonzero(~np.all(np.isfinite(u), axis=1)).tolist()
                 raise FloatingPointError(f"members {bad} of the Burgers ensemble blew up "
-                                         f"before t = {t0 + step * dt:.3g}")
-            times.append(t0 + step * dt)
-            states.append(v.T.copy())
+                                         f"before t = {t:.3g}")
+            times.append(t)
+            states.append(u.copy())
     return np.array(times), np.array(states)
 
 
@@ -446,13 +461,9 @@ def gradient_features(u_bar, length: float, xp=np):
     ``xp`` is ``numpy`` or ``torch`` (one source for both, so a network trained through a
     torch solver sees the same inputs as the numpy runs).
     """
-    n = u_bar.shape[-1]
-    delta = positive("length", length) / n
-    if xp is np:
-        g = (np.roll(u_bar, -1, axis=-1) - u_bar) / delta
-        return np.stack([np.roll(g, 1, axis=-1), g, np.roll(g, -1, axis=-1)], axis=-1)
-    g = (xp.roll(u_bar, -1, dims=-1) - u_bar) / delta
-    return xp.stack([xp.roll(g, 1, dims=-1), g, xp.roll(g, -1, dims=-1)], dim=-1)
+    delta = positive("length", length) / u_bar.shape[-1]
+    g = (_xp.roll(u_bar, -1) - u_bar) / delta
+    return xp.stack([_xp.roll(g, 1), g, _xp.roll(g, -1)], -1)
 
 
 def network_closure(module, length: float, x_scaler=None, y_scaler=None,
