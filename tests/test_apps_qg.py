@@ -313,7 +313,7 @@ def test_distances_are_zero_to_itself_and_similarity_handles_blow_ups():
     q = np.stack([np.stack([qg.initial_q(32, "eddy", 10 * m + t) for t in range(4)])
                   for m in range(2)])
     run = _fake_run(q)
-    truth = qg_metrics.Truth(_fake_run(q[:1]).isel(member=0), "eddy", every=1)
+    truth = qg_metrics.Truth(_fake_run(q[:1]).isel(member=0), "eddy", snapshots=4)
     d = qg_metrics.distances(run, truth)
     assert set(d) == set(qg_metrics.METRICS)
     for metric in qg_metrics.METRICS:
