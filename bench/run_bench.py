@@ -7,7 +7,8 @@ is the wall clock of executing the cells, without the kernel start-up. A noteboo
 per-notebook budget (30 s) is flagged in the table, and the script then exits with status 1.
 
 The hot paths: the tracer's default truth run (``nnparam.tracer.truth_run``), the two-scale
-Lorenz-96 integrator (``bench/bench_l96.py``, when present, as a subprocess) and network
+Lorenz-96 integrator (``bench/bench_l96.py``, when present, as a subprocess), the pyqg engine
+(``bench/bench_qg.py``: closure step costs and the cold-cache stages) and network
 training (one MLP with ``nnparam.nn.train``, a five-member ensemble with
 ``nnparam.uq.train_ensemble``).
 """
@@ -106,6 +107,22 @@ def hot_paths(l96_steps: int, scaling_times: int) -> list[tuple[str, str, str]]:
                      note.replace("|", "/")))
     else:
         rows.append(("Lorenz-96 integrator", "n/a", "bench/bench_l96.py not present"))
+
+    script = ROOT / "bench" / "bench_qg.py"  # pyqg-jax: closure step costs, cold cache
+    if script.exists():
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              cwd=ROOT)
+        wall = time.perf_counter() - start
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            part, _, rest = line.partition(": ")
+            if part in ("step", "cold"):
+                what, _, value = rest.rpartition(": ")
+                rows.append((f"pyqg {part}: {what} (bench/bench_qg.py)", value.split(" (")[0],
+                             value.partition(" (")[2].rstrip(")") or f"{wall:.0f} s script"))
+        if proc.returncode != 0:
+            rows.append(("pyqg engine (bench/bench_qg.py)", "n/a",
+                         f"failed: {proc.stderr.strip()[-200:]}".replace("|", "/")))
 
     script = ROOT / "bench" / "bench_scaling.py"
     start = time.perf_counter()

@@ -13,9 +13,11 @@ RNG = np.random.default_rng(0)
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Runs made by the tests go to a temporary cache, never to the book's."""
-    monkeypatch.setenv("NNPARAM_CACHE", str(tmp_path))
+def _private_cache(request, tmp_path, monkeypatch):
+    """Runs made by the tests go to a temporary cache, never to the book's (except for the
+    mutation runs of the chapter, which read the book's cached data)."""
+    if not request.node.name.startswith("test_a_perturbed_claim"):
+        monkeypatch.setenv("NNPARAM_CACHE", str(tmp_path))
 
 
 def test_x64_is_enabled_and_models_are_double():
@@ -341,3 +343,83 @@ def test_spectra_obey_parseval():
     # the annuli up to Nyquist miss only the corners of the spectrum; the field is band-limited
     assert total == pytest.approx(np.mean(q[0, :, 0] ** 2), rel=1e-10)
     assert qg_metrics.k_max(64) == pytest.approx(0.65 * np.pi / (1e6 / 64))
+
+
+def test_the_model_is_symmetric_under_a_meridional_reflection():
+    """q(x, y) -> -q(x, -y) maps solutions to solutions (zonal flow, beta, drag), which is
+    what train_fcnn(reflect=True) relies on. On the grid it is exact for fields whose
+    products do not reach the Nyquist wavenumber (whose spectral derivative has no sign to
+    flip): here |k| <= 7 dk on a 32 grid; model states are filtered there to ~1e-15."""
+    k, l = qg.wavenumbers(32)
+    band = np.hypot(k, l) <= 7.5 * 2 * np.pi / 1e6
+    q = np.fft.irfft2(np.fft.rfft2(qg.initial_q(32, "eddy", seed=4)
+                                   + 1e-6 * RNG.standard_normal((2, 32, 32))) * band,
+                      s=(32, 32))
+    for config in qg.CONFIGS:
+        mirrored = -q[..., ::-1, :]
+        lhs = qg.tendency(mirrored, config)
+        rhs = -qg.tendency(q, config)[..., ::-1, :]
+        np.testing.assert_allclose(lhs, rhs, atol=1e-12 * np.abs(rhs).max())
+        # not a symmetry in x: the background flow U1 points east
+        x_mirror = qg.tendency(-q[..., ::-1], config)
+        assert not np.allclose(x_mirror, -qg.tendency(q, config)[..., ::-1],
+                               atol=1e-3 * np.abs(rhs).max())
+    x, y = np.repeat(q[None], 4, axis=0), np.repeat(qg.tendency(q, "eddy")[None], 4, axis=0)
+    _, hist = qg_net.train_fcnn(x, y, epochs=2, reflect=True, batch_size=4)
+    assert len(hist["train"]) == 2 and np.all(np.isfinite(hist["train"]))
+
+
+def test_fft_and_direct_convolutions_agree():
+    import jax.numpy as jnp
+
+    net = qg_net.FCNN((6, 6), (5, 3, 3), q_scale=(4e-6, 5e-7), s_scale=(1e-11, 1e-13), seed=3)
+    q = jnp.asarray(qg.initial_q(32, "jet", seed=1))
+    direct = qg_net.QGClosure(net, nx=32, method="direct")
+    fft = qg_net.QGClosure(net, nx=32, method="fft")
+    a = np.asarray(qg_net.jax_forward(direct.jax_weights(), q))
+    b = np.asarray(qg_net.jax_forward(fft.jax_weights(), q))
+    np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(a).max())
+    np.testing.assert_allclose(a, direct(np.asarray(q)), atol=1e-5 * np.abs(a).max())
+    with pytest.raises(ValueError, match="method"):
+        qg_net.QGClosure(net, method="winograd")
+    with pytest.raises(ValueError, match="FCNN"):
+        qg_net.QGClosure(torch.nn.Linear(2, 2))
+
+
+def test_make_data_knows_the_engine():
+    from nnparam import cache
+
+    assert "nnparam.apps.qg:warm_cache" in cache.WARMERS
+    assert qg.training_blocks(150)[0] == slice(0, 75)
+    with pytest.raises(ValueError, match="config"):
+        qg.truth("gyre")
+
+
+# ------------------------------------------------------------------------------------------
+# the chapter's assertions can fail (mutation runs, on the book's cached data)
+# ------------------------------------------------------------------------------------------
+
+CHAPTER = "book/applications/ocean_pyqg.ipynb"
+MUTATIONS = {
+    # the eddy network scored on the eddy record where the jet record belongs: the
+    # out-of-distribution drop of the lower-layer R2 disappears
+    "offline: no jet in the jet test": (
+        {'"jet": ("jet", slice(None))}': '"jet": ("eddy", slice(None))}'},
+        "lower layer: below zero"),
+    # the jet scores read as eddy scores: the networks no longer help in the eddy regime
+    "online: jet scores in place of eddy scores": (
+        {'mean_score = {c: {n: tables[c]["score"]':
+         'mean_score = {c: {n: tables["jet"]["score"]'},
+        "the networks help in eddy"),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_a_perturbed_claim_stops_the_chapter(name):
+    from mutation import run_mutated
+
+    replacements, message = MUTATIONS[name]
+    failure = run_mutated(CHAPTER, replacements, timeout=600)
+    assert failure is not None, f"{name}: the mutated chapter still passes"
+    assert failure.ename == "AssertionError", failure
+    assert message in failure.message, failure
