@@ -148,8 +148,8 @@ def initial_q(nx: int, config: str = "eddy", seed: int = 0) -> np.ndarray:
     """A seeded random PV field (2, nx, nx) in 1/s to start a run from.
 
     Large scales only (|k| <= 8 dk) with rms 4e-6 1/s (upper) and 5e-7 1/s (lower), about half
-    the equilibrated eddy amplitudes: a run leaves the slow linear phase of pyqg's default
-    initial state (amplitude 1e-7) behind at once, so its spin-up is about 1.5 years shorter.
+    the equilibrated eddy amplitudes: a run skips the slow linear growth from pyqg's default
+    initial state (amplitudes of 1e-7 to 1e-6 1/s), which takes most of its spin-up.
     """
     nx = _check_nx("nx", nx)
     check_config(config)

@@ -221,7 +221,7 @@ class QGClosure(Closure):
 
     def __call__(self, q) -> np.ndarray:
         arr = _fields("q", q)
-        flat = torch.as_tensor(arr.reshape((-1,) + arr.shape[-3:]), dtype=torch.float32)
+        flat = torch.from_numpy(np.array(arr.reshape((-1,) + arr.shape[-3:]), np.float32))
         with torch.no_grad():
             out = self.module(flat).double().numpy()
         return out.reshape(arr.shape)
