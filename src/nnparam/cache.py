@@ -28,7 +28,9 @@ import xarray as xr
 
 #: ``"module:function"`` producers that compute every dataset the book's notebooks read;
 #: each takes no arguments (``make data`` calls them in turn)
-WARMERS: list[str] = []
+WARMERS: list[str] = [
+    "nnparam.l96:warm_cache",  # atmosphere chapter and lab 7
+]
 
 
 def cache_dir() -> Path:
