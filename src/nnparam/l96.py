@@ -828,7 +828,9 @@ def _jax_plan(closure, P) -> _Plan | None:
             names.append(_JAX_ACTIVATIONS[type(layer).__name__])
         else:
             return None
-    dtype = str(layers[0][0].dtype) if layers else "float32"
+    if not names or names[0] != "linear":
+        return None
+    dtype = str(layers[0][0].dtype)
     key = ("mlp", P.stencil_width, tuple(names), tuple(w.shape for w, _ in layers), dtype)
     params = {"layers": layers, "x_mean": P.x_mean, "x_std": P.x_std, "y_mean": P.y_mean,
               "y_std": P.y_std}
@@ -847,10 +849,18 @@ def _jax_closure(key: tuple):
             "identity": lambda z: z}
 
     def mlp(params, X):
-        feats = jnp.stack([jnp.roll(X, -o, -1) for o in range(-width, width + 1)], -1)
-        z = ((feats - params["x_mean"]) / params["x_std"]).astype(dtype)
         layers = iter(params["layers"])
-        for name in names:
+        # the first (Linear) layer on the stencil as a sum over offsets: the same numbers as
+        # stencil features @ weights, without a contraction of length 2w + 1, which XLA runs
+        # slowly on CPU
+        w, z = next(layers)
+        mean, std = params["x_mean"], params["x_std"]
+        for i, offset in enumerate(range(-width, width + 1)):
+            j = i if mean.shape[0] > 1 else 0
+            feature = ((jnp.roll(X, -offset, -1) - mean[j]) / std[j if std.shape[0] > 1
+                                                                   else 0]).astype(dtype)
+            z = z + feature[..., None] * w[i]
+        for name in names[1:]:
             if name == "linear":
                 w, b = next(layers)
                 z = z @ w + b
