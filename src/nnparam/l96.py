@@ -393,6 +393,7 @@ def warm_cache() -> None:
     for setting in CHAPTER_TRUTHS:
         truth_run(**setting)
     checks_l96.make_truth()
+    checks_l96.make_climate_record()
 
 
 #: the truth runs of the atmosphere chapter: the three published settings of Wilks (2005) and
