@@ -398,10 +398,10 @@ def test_auto_backend_compiles_only_long_runs(stencil_closure):
     X0 = np.random.default_rng(3).standard_normal((2, 8))
     short = l96.simulate_one_scale(stencil_closure, n_steps=10, X0=X0)
     assert short.attrs["backend"] == "numpy"
-    plain = l96.simulate_one_scale(lambda x: CUBIC(x), n_steps=l96.FAST_PATH_MIN_WORK, X0=X0,
+    plain = l96.simulate_one_scale(lambda x: CUBIC(x), n_steps=l96.FAST_PATH_MIN_STEPS, X0=X0,
                                    save_every=1000)
     assert plain.attrs["backend"] == "numpy"  # a plain callable cannot be compiled
-    long = l96.simulate_one_scale(CUBIC, n_steps=l96.FAST_PATH_MIN_WORK, X0=X0,
+    long = l96.simulate_one_scale(CUBIC, n_steps=l96.FAST_PATH_MIN_STEPS, X0=X0,
                                   save_every=1000)
     assert long.attrs["backend"] == "jax"
     # chaos amplifies round-off differences between the paths: compare the first 10 MTU

@@ -661,7 +661,7 @@ def _as_closure(closure) -> Callable:
 # --------------------------------------------------------------------------------------------
 # the one-scale (parameterized) model
 # --------------------------------------------------------------------------------------------
-FAST_PATH_MIN_WORK = 20_000  # steps x members from which backend="auto" compiles with JAX
+FAST_PATH_MIN_STEPS = 20_000  # run length (steps) from which backend="auto" uses JAX
 
 
 def simulate_one_scale(closure=None, K=8, F=18.0, dt=0.005, n_steps=1000, save_every=1,
@@ -684,7 +684,8 @@ def simulate_one_scale(closure=None, K=8, F=18.0, dt=0.005, n_steps=1000, save_e
         :func:`one_scale_tendency` and :func:`rk4_step`, compiled with ``jax.lax.scan``; for
         polynomials, ``None`` and per-column stencil Closures built from ``Linear`` layers and
         Tanh/ReLU/SiLU/Softplus) or ``"auto"`` (JAX when the closure allows it and the run has
-        at least ``FAST_PATH_MIN_WORK`` member-steps, else numpy). Both draw the same random
+        at least ``FAST_PATH_MIN_STEPS`` steps: compiling pays off only for long runs, the
+        numpy loop is faster for short ones of any ensemble size). Both draw the same random
         numbers and agree to round-off of the closure's precision.
 
     Returns a Dataset with ``X`` and ``closure`` (the value of ``P`` plus noise at the saved
@@ -713,8 +714,7 @@ def simulate_one_scale(closure=None, K=8, F=18.0, dt=0.005, n_steps=1000, save_e
         raise ValueError("closure cannot run on the JAX backend (use a Polynomial, None or a "
                          "per-column stencil Closure of Linear layers), or pass "
                          "backend='numpy'")
-    use_jax = plan is not None and (backend == "jax" or n_steps * X.shape[0]
-                                    >= FAST_PATH_MIN_WORK)
+    use_jax = plan is not None and (backend == "jax" or n_steps >= FAST_PATH_MIN_STEPS)
     run = _run_jax if use_jax else _run_numpy
     Xs, Ps, blown = run(P, plan, X, F, dt, n_steps, save_every, noise, rng)
     n_save = Xs.shape[0]
