@@ -562,3 +562,22 @@ def test_fit_polynomial_matches_numpy_on_noisy_data():
     y = np.polyval([0.0005, -0.01, -0.02, 1.5, 0.3], x) + rng.normal(size=x.size)
     np.testing.assert_allclose(l96.fit_polynomial(x, y, 4).coef, np.polyfit(x, y, 4),
                                rtol=1e-7, atol=1e-10)
+
+
+def test_verdict_inputs_refuse_bad_ensembles():
+    # issue 15, item 5: a block longer than the record, NaN members, mismatched shapes
+    from nnparam import evaluation as ev
+
+    run = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.01, n_steps=300, save_every=10,
+                                 X0=np.stack([np.full(8, 2.0), np.linspace(-1, 1, 8)]))
+    sample = l96.climate_sample(run, spinup=0.5)
+    with pytest.raises(ValueError, match="block"):
+        ev.block_bootstrap(lambda a: a.mean(), sample, block=sample.shape[0] + 1)
+    ensemble = np.stack([run.X.values[-1], run.X.values[-1] + 0.1])
+    ensemble[1, 0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"member\(s\) \[1\]"):
+        ev.crps_ensemble(ensemble, run.X.values[-1])
+    with pytest.raises(ValueError, match="obs"):
+        ev.spread_skill(np.ones((3, 2, 8)), np.ones((2, 7)))
+    with pytest.raises(ValueError, match="X0 must have shape"):
+        l96.simulate_one_scale(None, K=8, n_steps=2, X0=np.ones((3, 7)))
