@@ -772,7 +772,15 @@ def _run_numpy(P, plan, X, F, dt, n_steps, save_every, noise, rng):
     eta = np.zeros_like(X) if noise is None else rng.standard_normal(X.shape)
 
     def closure_of(x):
-        p = np.asarray(P(x), dtype=float)
+        # members that blew up hold NaN: only the live ones are handed to the closure, so a
+        # closure that validates its input never sees them
+        live = np.all(np.isfinite(x), axis=-1)
+        if live.all():
+            p = np.asarray(P(x), dtype=float)
+        else:
+            p = np.full_like(x, np.nan)
+            if live.any():
+                p[live] = np.asarray(P(x[live]), dtype=float).reshape(x[live].shape)
         if p.shape != x.shape:
             raise ValueError(f"closure must return the shape of X {x.shape}, got {p.shape}")
         return p
