@@ -31,8 +31,16 @@ void set_message(char *buf, int len, const std::string &text) {
   buf[len - 1] = ' ';
 }
 
-// the first line of a LibTorch message (the rest is a C++ backtrace)
+// the informative line of a LibTorch message: the Python-style "RuntimeError: ..." line of
+// a TorchScript interpreter error, else the first line (the rest is a C++ backtrace)
 std::string first_line(const std::string &text) {
+  for (const char *tag : {"RuntimeError: ", "Error: "}) {
+    auto at = text.rfind(tag);
+    if (at != std::string::npos) {
+      auto line = text.substr(at + std::strlen(tag));
+      return line.substr(0, line.find('\n'));
+    }
+  }
   std::string line = text.substr(0, text.find('\n'));
   return line.empty() ? text : line;
 }
@@ -255,12 +263,15 @@ int nnp_torch_jit_module_check(void *model, int dtype, int n_features, int n_out
   } catch (const ContractError &err) {
     set_message(errmsg, errmsg_len, err.message);
     return NNP_ERR_CONTRACT;
-  } catch (const c10::Error &err) {
+  } catch (const c10::Error &err) {  // the network does not do what its contract says
     set_message(errmsg, errmsg_len, "the network rejects a probe batch of the contract's "
                                     "shape and dtype: " +
                                         first_line(err.what_without_backtrace()));
+    return NNP_ERR_CONTRACT;
   } catch (const std::exception &err) {
-    set_message(errmsg, errmsg_len, std::string("probe failed: ") + first_line(err.what()));
+    set_message(errmsg, errmsg_len, "the network rejects a probe batch of the contract's "
+                                    "shape and dtype: " + first_line(err.what()));
+    return NNP_ERR_CONTRACT;
   } catch (...) {
     set_message(errmsg, errmsg_len, "probe failed with an unknown error");
   }

@@ -132,7 +132,7 @@ contains
       status_out = status
     else if (status /= NNP_OK) then
       write(error_unit, '(a)') "nnp_torch: "//trim(message)
-      error stop 4
+      stop 4
     end if
   end subroutine report
 

@@ -262,17 +262,18 @@ contains
     character(*), intent(in) :: text
     write(error_unit, '(a)') "tracer_host: error: "//text
     flush(error_unit)
+    ! plain STOP with the code: an exit status and the message, no runtime backtrace
     select case (code)
     case (EXIT_CONFIG)
-      error stop 2
+      stop 2
     case (EXIT_NETWORK_NAN)
-      error stop 3
+      stop 3
     case (EXIT_TORCH)
-      error stop 4
+      stop 4
     case (EXIT_BLOWUP)
-      error stop 5
+      stop 5
     case default
-      error stop 1
+      stop 1
     end select
   end subroutine fail
 

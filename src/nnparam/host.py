@@ -15,6 +15,7 @@ runs the binary, and reads back the states and the per-phase timings::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -213,7 +214,7 @@ def run_host(q0, truth: xr.Dataset, factor: int, t_end: float, artifact=None,
                               timeout=timeout, cwd=folder)
         if proc.returncode != 0:
             raise HostError(proc.returncode, proc.stderr.replace("tracer_host: error: ", "")
-                            .replace(f"ERROR STOP {proc.returncode}", ""))
+                            .replace(f"STOP {proc.returncode}", ""))
         states = np.fromfile(folder / "q.bin", dtype="<f8")
         timings = json.loads((folder / "timing.json").read_text())
     saves = states.size // (members * n)
@@ -289,3 +290,69 @@ def tracer_closure(budget: xr.Dataset, width: int = 2, hidden=(16, 16), epochs: 
         description=f"MLP {n_feat}-{'-'.join(map(str, hidden))}-1 (tanh) on stencils of "
                     f"half width {width} of q and u_face, trained on the budget residual")
     return closure, blocks
+
+
+# --------------------------------------------------------------------------- agreement
+def float64_twin(closure: Closure) -> Closure:
+    """The same closure with its network promoted to float64 (the rounding-free reference)."""
+    net = copy.deepcopy(closure.module).double()
+    return Closure(net, inputs=closure.inputs, stencil_width=closure.stencil_width,
+                   x_mean=closure.x_mean, x_std=closure.x_std, y_mean=closure.y_mean,
+                   y_std=closure.y_std, output=closure.output,
+                   output_units=closure.output_units, input_units=closure.input_units,
+                   name=f"{closure.name} (float64)")
+
+
+def perturbation_growth(q0, truth: xr.Dataset, factor: int, t_end: float, closure,
+                        size: float = 1e-6, seeds=(0, 1, 2), save_every: float = 1.0) -> float:
+    """How much the coupled model amplifies a small perturbation of its initial state.
+
+    Runs ``tracer.run_coarse`` from ``q0`` and from ``q0 + size * N(0, 1)`` (one draw per
+    seed) and returns the largest ratio ``max|dq(t)| / max|dq(0)|`` over times and seeds
+    (1 at t = 0; below 1 everywhere for a damping model). An estimate, from random
+    directions, of the propagator norm that turns per-step errors into trajectory errors.
+    """
+    ref = tracer.run_coarse(q0, truth, factor, t_end, closure=closure,
+                            save_every=save_every)["q"].values
+    growth = 1.0
+    for seed in seeds:
+        eps = positive("size", size) * np.random.default_rng(seed).standard_normal(
+            np.shape(q0))
+        run = tracer.run_coarse(np.asarray(q0) + eps, truth, factor, t_end, closure=closure,
+                                save_every=save_every)["q"].values
+        axes = tuple(range(1, run.ndim))
+        growth = max(growth, float((np.abs(run - ref).max(axis=axes)).max()
+                                   / np.abs(eps).max()))
+    return growth
+
+
+def float32_tolerance(run: xr.Dataset, truth: xr.Dataset, factor: int, *evaluations,
+                      amplification: float = 1.0) -> dict:
+    """How far two coupled runs with float32 networks may drift apart through rounding alone.
+
+    Each of ``evaluations`` (closures or loaded artifacts, all float32 versions of one
+    network, the first a :class:`Closure`) differs from the float64 twin of the first by
+    ``dP_k = max |P_k - P_64|`` [1/h], measured on the states of ``run`` (a coupled run:
+    ``q`` with dims (time, [member,] x)) with the face wind at their times. Two runs driven
+    by ``P_j`` and ``P_k`` then separate by at most ``A * t_end * (dP_j + dP_k)``: every
+    call's discrepancy added up coherently over the run, then amplified by at most ``A``
+    (``amplification``, e.g. :func:`perturbation_growth`). Returns ``{"tolerance", "dP",
+    "t_end", "amplification"}``; the two largest ``dP`` enter, so the bound holds for any
+    pair.
+    """
+    if len(evaluations) < 2 or not isinstance(evaluations[0], Closure):
+        raise ValueError("pass at least two evaluations of the network, the first a Closure")
+    amplification = positive("amplification", amplification)
+    setup = tracer.setup_of(truth)
+    times = run["time"].values
+    x_fine = (np.arange(setup.n) + 0.5) * setup.dx
+    u_face = tracer.coarse_face_wind(tracer.Wind(setup)(x_fine, times), factor)
+    q = run["q"].values
+    if q.ndim == 3:  # (time, member, x): the wind is shared by the members
+        u_face = np.broadcast_to(u_face[:, None, :], q.shape)
+    reference = float64_twin(evaluations[0])(q, u_face)
+    d_p = [float(np.max(np.abs(np.asarray(e(q, u_face)) - reference))) for e in evaluations]
+    t_end = float(times[-1] - times[0])
+    top = sorted(d_p)[-2:]
+    return {"tolerance": amplification * t_end * sum(top), "dP": d_p, "t_end": t_end,
+            "amplification": amplification}
