@@ -6,6 +6,7 @@ installed (not root, no apt-get).
 """
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -286,3 +287,24 @@ def test_reports_nan_from_the_network_with_its_step(built, budget, q0, trained, 
                       f"network returned NaN or inf at step {step}, RK stage {stage} ",
                       t_end=T_END)
     assert "member" in err.message and "cell" in err.message
+
+
+def test_host_reports_a_blow_up_like_python(built, budget, q0, tmp_path):
+    """A closure of half width 1 is unstable online. Python notices at the next save time
+    ("blew up before t = ..."); the host notices at the first stage whose network output is
+    not finite, inside the same save interval, and names the step."""
+    narrow, _ = host.tracer_closure(budget, width=1)
+    folder = export.export_closure(narrow, tmp_path / "narrow",
+                                   grid=export.tracer_grid(budget), runtimes=("torchscript",))
+    with pytest.raises(FloatingPointError, match=r"blew up before t = \d+\.\d h") as py, \
+            np.errstate(all="ignore"):
+        tracer.run_coarse(q0[0], budget, FACTOR, T_END, closure=export.load_artifact(folder))
+    hour = float(re.search(r"t = (\d+\.\d) h", str(py.value)).group(1))
+    assert 10 < hour < 150
+    err = run_refused(built, budget, q0[0], folder, 3, "network returned NaN or inf at step",
+                      t_end=T_END)
+    step, t_host = re.search(r"at step (\d+), RK stage \d \(t = (\d+\.\d+) h\)",
+                             err.message).groups()
+    assert hour - 1.0 <= float(t_host) < hour, (hour, err.message)
+    assert int(step) == int(float(t_host) / 0.5) + 1  # t is the step's start
+    assert "floating-point exceptions" not in err.message  # a clean message

@@ -38,6 +38,11 @@ module nnp_torch
     module procedure torch_model_delete, torch_tensor_delete
   end interface torch_delete
 
+  !> FTorch >= 1.1 makes the layout optional; both forms are accepted here
+  interface torch_tensor_from_array
+    module procedure tensor_from_array_layout, tensor_from_array_default
+  end interface torch_tensor_from_array
+
   interface
     function c_contract_check(path, n_cells, dx, inputs, units, output, output_units, dtype, &
                               width, n_features, model_path, model_path_len, errmsg, &
@@ -186,8 +191,8 @@ contains
 
   !> A tensor viewing a rank-2 real32 array, no copy (FTorch: torch_tensor_from_array).
   !> The tensor's shape is shape(array); layout lists the dimensions from fastest to slowest
-  !> varying in memory ([1, 2] for a Fortran array).
-  subroutine torch_tensor_from_array(tensor, array, layout, device_type, status, errmsg)
+  !> varying in memory ([1, 2] for a Fortran array, the default).
+  subroutine tensor_from_array_layout(tensor, array, layout, device_type, status, errmsg)
     type(torch_tensor), intent(out) :: tensor
     real(real32), intent(in), target, contiguous :: array(:, :)
     integer, intent(in) :: layout(2)
@@ -207,7 +212,16 @@ contains
     tensor%p = c_from_blob(c_loc(array), 2_c_int, dims, strides, torch_kFloat32, device_type, &
                            code, message, int(ERRMSG_LEN, c_int))
     call report(code, trim(message), status, errmsg)
-  end subroutine torch_tensor_from_array
+  end subroutine tensor_from_array_layout
+
+  subroutine tensor_from_array_default(tensor, array, device_type, status, errmsg)
+    type(torch_tensor), intent(out) :: tensor
+    real(real32), intent(in), target, contiguous :: array(:, :)
+    integer(c_int), intent(in) :: device_type
+    integer, optional, intent(out) :: status
+    character(*), optional, intent(out) :: errmsg
+    call tensor_from_array_layout(tensor, array, [1, 2], device_type, status, errmsg)
+  end subroutine tensor_from_array_default
 
   !> Run the network; the results are written into the arrays the output tensors view
   !> (FTorch: torch_model_forward).

@@ -16,6 +16,7 @@
 program tracer_host
   use, intrinsic :: iso_fortran_env, only: error_unit, output_unit, real32, int64
   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
+  use, intrinsic :: ieee_exceptions, only: ieee_set_flag, ieee_all
   use, intrinsic :: iso_c_binding, only: c_int
   use tracer_dynamics
   use nnp_torch
@@ -85,9 +86,9 @@ program tracer_host
     allocate(features(batch, n_features), net_out(batch, 1))
     features = 0
     net_out = 0
-    call torch_tensor_from_array(in_tensor(1), features, [1, 2], torch_kCPU, status, message)
+    call torch_tensor_from_array(in_tensor(1), features, torch_kCPU, status, message)
     if (status /= NNP_OK) call fail(EXIT_TORCH, trim(message))
-    call torch_tensor_from_array(out_tensor(1), net_out, [1, 2], torch_kCPU, status, message)
+    call torch_tensor_from_array(out_tensor(1), net_out, torch_kCPU, status, message)
     if (status /= NNP_OK) call fail(EXIT_TORCH, trim(message))
   end if
 
@@ -262,6 +263,7 @@ contains
     character(*), intent(in) :: text
     write(error_unit, '(a)') "tracer_host: error: "//text
     flush(error_unit)
+    call ieee_set_flag(ieee_all, .false.)  ! the message says what happened; no flag notes
     ! plain STOP with the code: an exit status and the message, no runtime backtrace
     select case (code)
     case (EXIT_CONFIG)

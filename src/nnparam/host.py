@@ -263,7 +263,8 @@ def tracer_closure(budget: xr.Dataset, width: int = 2, hidden=(16, 16), epochs: 
     ``budget`` is a tracer budget (:func:`tracer.sgs_dataset`); training uses the first
     time block of :func:`metrics.time_blocks` (``fractions``, ``gap``), early stopping the
     second; the blocks are returned so that tests and online runs use the held-out third.
-    A width of 2 is stable in 500 h coupled runs; width 1 blows up within ~100 h.
+    A width of 2 is stable in 500 h coupled runs; width 1 blows up within 150 h
+    (``tests/test_host.py``).
     """
     for name in ("q", "u_face", "sgs_tendency"):
         if name not in budget:
