@@ -67,7 +67,8 @@ def test_contract_describes_the_closure(trained, artifact):
     assert contract["closure"] == closure.metadata()
     # the TorchScript archive carries the contract too (without its own checksum)
     extra = {export.CONTRACT_FILE: ""}
-    torch.jit.load(str(artifact / "model.pt"), _extra_files=extra)
+    with pytest.warns(DeprecationWarning, match="torch.jit.load` is deprecated"):
+        torch.jit.load(str(artifact / "model.pt"), _extra_files=extra)
     embedded = json.loads(extra[export.CONTRACT_FILE])
     assert embedded["normalisation"] == contract["normalisation"]
     assert embedded["inputs"] == contract["inputs"]
