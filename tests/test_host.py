@@ -128,6 +128,9 @@ def test_timings_add_up(built, budget, q0, artifact):
     assert min(t["dynamics_s"], t["marshalling_s"], t["network_s"]) > 0
     assert set(run.per_step()) == {"dynamics", "marshalling", "network"}
     assert run.per_call() == pytest.approx(t["network_s"] / 120)
+    assert t["network_best_call_s"] == 0  # 40 steps: no complete block of 100 steps
+    long = host.run_host(q0[0], budget, FACTOR, 100.0, artifact=artifact)
+    assert 0 < long.per_call(best=True) <= long.per_call() * (1 + 1e-12)
     assert run.q["q"].dims == ("time", "x") and "tracer_host: 40 steps" in run.stdout
     with pytest.raises(ValueError, match="no closure"):
         host.run_host(q0[0], budget, FACTOR, 2.0).per_call()

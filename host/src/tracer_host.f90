@@ -53,6 +53,9 @@ program tracer_host
   real(dp) :: coarse_dx, t, t_stage
   ! timings [s]
   real(dp) :: t_network = 0, t_marshal = 0, t_io = 0, t_loop = 0, clock0, clock
+  ! fastest mean network call over blocks of BLOCK steps (less sensitive to a busy machine)
+  integer, parameter :: BLOCK = 100
+  real(dp) :: t_network_block = 0, best_call = huge(1.0_dp)
 
   ! ------------------------------------------------------------------ configuration
   if (command_argument_count() /= 1) call fail(EXIT_CONFIG, "usage: tracer_host run.nml")
@@ -114,6 +117,10 @@ program tracer_host
     call rhs(q2, t_stage, k)
     q = q / 3.0_dp + (2.0_dp / 3.0_dp) * (q2 + dt * k)
     t = t + dt
+    if (use_closure .and. mod(step, BLOCK) == 0) then
+      best_call = min(best_call, (t_network - t_network_block) / (3 * BLOCK))
+      t_network_block = t_network
+    end if
     if (mod(step, save_every) == 0) then
       clock = wall_time()
       if (.not. all(ieee_is_finite(q))) then
@@ -253,6 +260,8 @@ contains
     write(unit, '(a, es23.16, a)') '  "dynamics_s": ', t_dynamics, ','
     write(unit, '(a, es23.16, a)') '  "marshalling_s": ', t_marshal, ','
     write(unit, '(a, es23.16, a)') '  "network_s": ', t_network, ','
+    if (best_call > 1.0e300_dp) best_call = 0
+    write(unit, '(a, es23.16, a)') '  "network_best_call_s": ', best_call, ','
     write(unit, '(a, es23.16)') '  "io_s": ', t_io
     write(unit, '(a)') "}"
     close(unit)
