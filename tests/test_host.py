@@ -311,3 +311,25 @@ def test_host_reports_a_blow_up_like_python(built, budget, q0, tmp_path):
     assert hour - 1.0 <= float(t_host) < hour, (hour, err.message)
     assert int(step) == int(float(t_host) / 0.5) + 1  # t is the step's start
     assert "floating-point exceptions" not in err.message  # a clean message
+
+
+# ----------------------------------------------------------------------- the chapter's asserts
+CHAPTER = "book/hands-on/deploying.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation, message", [
+    ({"closure(q_test, u_test / 3.6)": "closure(q_test, u_test / 1.0)"},
+     "wind in m/s: a broken contract makes the closure useless"),
+    ({"x32 = x_heldout.astype(np.float32).astype(float)": "x32 = x_heldout"},
+     "input rounding explains the gap"),
+    ({'"python artifact": artifact,': '"python artifact": host.float64_twin(closure),'},
+     "one artifact, two languages: agreement to round-off"),
+])
+def test_chapter_asserts_can_fail(built, mutation, message):
+    """Each mutation breaks one claim of the chapter; its own assert must then stop it."""
+    from mutation import run_mutated
+
+    failure = run_mutated(CHAPTER, mutation)
+    assert failure is not None and failure.ename == "AssertionError", failure
+    assert message in failure.message, failure
