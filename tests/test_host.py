@@ -144,7 +144,7 @@ def test_refuses_another_grid(built, budget, q0, trained, tmp_path):
                                    runtimes=("torchscript",))
     run_refused(built, budget, q0, folder, 2, "grid mismatch: the closure was trained on 64 "
                                               "cells of 31.25 km, this host runs 32 cells of "
-                                              "62.5")
+                                              "62.5 km")
     folder = export.export_closure(closure, tmp_path / "nogrid", runtimes=("torchscript",))
     run_refused(built, budget, q0, folder, 2, "records no training grid")
 

@@ -144,7 +144,7 @@ void check_contract(const std::string &path, int n_cells, double dx,
     std::ostringstream msg;
     msg << "grid mismatch: the closure was trained on " << cells << " cells of " << spacing
         << " " << grid.value("units", "") << ", this host runs " << n_cells << " cells of "
-        << dx;
+        << dx << " " << grid.value("units", "");
     throw ContractError{msg.str()};
   }
 
