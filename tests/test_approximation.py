@@ -22,6 +22,23 @@ def test_width_sweep_error_falls():
     assert [m[0].out_features for m in nets] == [1, 4, 8]
 
 
+def test_memory_skill_matches_the_best_regression_on_data():
+    # least squares on the exact basis tanh(2 x_{t-k}), k = 0..L, is the conditional mean
+    d = ua.memory_series(200_000, memory=0.8, seed=5)
+    y = d["y"][100:]
+    for n_lags in (0, 4, 10):
+        basis = np.tanh(2.0 * ua.lagged(d["x"], n_lags))[100 - n_lags:]
+        design = np.column_stack([basis, np.ones(len(y))])
+        fit = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        assert metrics.r2_score(y, fit) == pytest.approx(ua.memory_skill(0.8, n_lags),
+                                                         abs=0.005)
+    assert ua.memory_skill(0.8, 0) == pytest.approx(0.36)
+    with pytest.raises(ValueError, match="memory"):
+        ua.memory_skill(1.0, 3)
+    with pytest.raises(ValueError, match="n_lags"):
+        ua.memory_skill(0.5, -1)
+
+
 def test_add_hidden_unit_with_zero_weight_keeps_function():
     x = np.linspace(-2, 2, 51)
     net = ua.fit_shallow(x, ua.tendency(x), 3, iterations=20)

@@ -77,3 +77,47 @@ def test_bad_inputs_name_the_argument():
         ld.run_bucket(0.3, [0.1], 0.0, lambda s: 0.0)
     with pytest.raises(ValueError, match="drainage_time"):
         ld.run_bucket(0.3, [0.1], 1.0, lambda s: 0.0, drainage_time=0)
+
+
+def _triangular_quadrature(func, mean, std, n=400_000):
+    a = np.sqrt(6) * std
+    s = mean - a + (np.arange(n) + 0.5) * (2 * a / n)
+    weight = (a - np.abs(s - mean)) / a**2 * (2 * a / n)
+    return np.sum(func(s) * weight)
+
+
+@pytest.mark.parametrize("mean", [0.3, 0.4, 0.45, 0.55, 0.6, 0.7, 0.9])
+def test_triangular_excess_matches_quadrature_and_the_review_numbers(mean):
+    ref = _triangular_quadrature(lambda s: np.maximum(s - 0.6, 0.0), mean, 0.1)
+    assert ld.mean_excess_triangular(mean, 0.1, 0.6) == pytest.approx(ref, abs=1e-8)
+
+
+def test_triangular_tail_is_longer_than_the_uniform_one():
+    m = np.array([0.40, 0.45, 0.55, 0.60])
+    tri, uni = ld.mean_excess_triangular(m, 0.1, 0.6), ld.mean_excess_uniform(m, 0.1, 0.6)
+    # far below the threshold only the triangular tail reaches it; near it, less runoff
+    np.testing.assert_allclose(tri, [0.00025, 0.00238, 0.0206, 0.0408], atol=5e-5)
+    np.testing.assert_allclose(uni, [0.0, 0.00078, 0.0219, 0.0433], atol=5e-5)
+    np.testing.assert_allclose(ld.mean_excess_triangular(m, 0.0, 0.6), np.maximum(m - 0.6, 0))
+    sub = ld.sample_triangular_cells(m, np.full(4, 0.1), 200_000, seed=2)
+    np.testing.assert_allclose(sub.std(axis=1), 0.1, rtol=1e-2)
+    assert np.all(np.abs(sub - m[:, None]) <= np.sqrt(6) * 0.1 + 1e-12)
+
+
+def test_bucket_members_equal_single_runs():
+    rng = np.random.default_rng(0)
+    precip = rng.exponential(0.05, size=(4, 30))
+
+    def closure(m):
+        return ld.mean_runoff_uniform(m, 0.1)
+
+    m, r = ld.run_bucket([0.3, 0.4, 0.5, 0.6], precip, 0.5, closure)
+    assert m.shape == (4, 31) and r.shape == (4, 30)
+    for k, s0 in enumerate([0.3, 0.4, 0.5, 0.6]):
+        m1, r1 = ld.run_bucket(s0, precip[k], 0.5, closure)
+        np.testing.assert_allclose(m[k], m1, atol=1e-15)
+        np.testing.assert_allclose(r[k], r1, atol=1e-15)
+    with pytest.raises(ValueError, match="one runoff per member"):
+        ld.run_bucket(0.3, precip, 0.5, lambda s: 0.0 * s[:1])
+    with pytest.raises(ValueError, match="precip"):
+        ld.run_bucket(0.3, np.zeros((2, 2, 3)), 0.5, closure)

@@ -145,3 +145,60 @@ def test_bad_inputs_name_the_argument():
         oc.stencil_features(np.zeros(grid.n), grid, width=-1)
     with pytest.raises(ValueError, match="g_scale"):
         oc.KappaNet(1, g_scale=0.0)
+
+
+def test_run_coarse_batch_equals_members_run_one_by_one():
+    grid = Grid1D.uniform(16, 2 * np.pi)
+    rng = np.random.default_rng(3)
+    Q0 = rng.normal(size=(4, 16))
+    net = oc.KappaNet(1, (8,), seed=0)
+    closures = [lambda Q: oc.flux_gradient(0.2, Q, grid), oc.network_closure(net, grid, 0),
+                oc.network_closure(oc.FluxNet(3, (8,), seed=1), grid, 1)]
+    for closure in closures:
+        batch = oc.run_coarse(Q0, grid, closure, 0.02, 30, 0.01)
+        assert batch.shape == (31, 4, 16)
+        for m in range(4):
+            single = oc.run_coarse(Q0[m], grid, closure, 0.02, 30, 0.01)
+            np.testing.assert_allclose(batch[:, m], single, rtol=1e-6, atol=1e-7)
+
+
+def test_run_coarse_stops_only_the_member_that_blows_up():
+    grid = Grid1D.uniform(8, 2 * np.pi)
+    Q0 = np.stack([np.zeros(8), np.sin(grid.centers)])
+
+    def anti_diffusion(Q):  # an up-gradient flux: every nonzero mode grows until overflow
+        return 0.5 * grid.face_gradient(Q)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = oc.run_coarse(Q0, grid, anti_diffusion, 0.5, 200)
+    assert np.all(out[:, 0] == 0), "the quiet member runs to the end"
+    finite = np.isfinite(out[:, 1]).all(axis=1)
+    assert 1 < finite.sum() < 200 and not finite[finite.sum():].any(), "stopped, then NaN"
+
+
+def test_run_coarse_rejects_bad_closure_output_and_shapes():
+    grid = Grid1D.uniform(8, 2 * np.pi)
+    with pytest.raises(ValueError, match="Q0"):
+        oc.run_coarse(np.zeros((2, 3, 8)), grid, None, 0.1, 2)
+    with pytest.raises(ValueError, match="closure must return"):
+        oc.run_coarse(np.zeros((2, 8)), grid, lambda Q: Q[0], 0.1, 2)
+
+
+def test_truth_runs_cache_members_and_match_simulate(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNPARAM_CACHE", str(tmp_path))
+    s = SMALL
+    kwargs = {"modes": [1, 2], "amplitudes": [1.0, 0.3], "phases": [0.0, 0.5],
+              "t_end": 0.1, "dt": 0.01, "save_every": 5, "setup": s}
+    runs = oc.truth_runs(seeds=[4, 5], **kwargs)
+    assert runs.Q.shape == (3, 2, s.n_coarse) and runs.q_final.shape == (2, s.ny, s.nx)
+    q0 = np.sin(s.x) + 0.3 * np.sin(2 * s.x + 0.5)
+    np.testing.assert_allclose(oc.sine_profile(s, [1, 2], [1.0, 0.3], [0.0, 0.5]), q0)
+    direct = oc.simulate_truth(q0, 0.1, 0.01, 5, s, seed=5)
+    np.testing.assert_allclose(runs.Q.values[:, 1], direct["Q"], atol=1e-13)
+    again = oc.truth_runs(seeds=[4, 5], **kwargs)
+    np.testing.assert_array_equal(again.sgs_flux.values, runs.sgs_flux.values)
+    assert len(list(tmp_path.glob("ocean-truth-*.nc"))) == 1
+    with pytest.raises(ValueError, match="seeds"):
+        oc.truth_runs(seeds=[], **kwargs)
+    with pytest.raises(ValueError, match="one value per mode"):
+        oc.sine_profile(s, [1, 2], [1.0], [0.0, 0.5])

@@ -200,3 +200,104 @@ def test_search_works_offline(site, browser):
     hits.first.wait_for(timeout=30_000)
     assert hits.count() >= 1 and not errors, (hits.count(), errors)
     page.close()
+
+
+# --- self-check quizzes and collapsed answers (a two-page book built here, and the real one) --
+
+@pytest.fixture(scope="module")
+def minisite(tmp_path_factory):
+    """The two-page book of ``tests/minibook.py`` (a lab page with a written answer and the
+    stability quiz), served on a free local port."""
+    from minibook import build
+
+    html = build(tmp_path_factory.mktemp("minibook"))
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _offline_page(browser, site: str):
+    """A page that aborts (and records) every request leaving ``site``, and records errors."""
+    problems: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+
+    def route(r):
+        if r.request.url.startswith(site) or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            problems.append(f"request leaves the machine: {r.request.url}")
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda err: problems.append(f"JavaScript error: {err}")
+            if str(err) not in KNOWN else None)
+    return context, page, problems
+
+
+def _answer_every_question(page) -> int:
+    """Click one answer of every multiple-choice question and submit every numeric one;
+    return how many questions showed feedback."""
+    # jupyterquiz: one div.Quiz per question, holding the question, its answers, a feedback
+    questions = page.locator("div.Quiz")
+    questions.first.wait_for(timeout=30_000)
+    answered = 0
+    for i in range(questions.count()):
+        q = questions.nth(i)
+        buttons = q.locator(".MCButton")
+        if buttons.count():
+            buttons.first.click()
+        else:
+            field = q.locator("input.Input-text")
+            field.fill("42")
+            field.press("Enter")
+        feedback = q.locator(".Feedback")
+        feedback.first.wait_for(timeout=5_000)
+        if feedback.first.inner_text().strip():
+            answered += 1
+    return answered
+
+
+def test_quiz_gives_immediate_feedback_offline(minisite, browser):
+    from nnparam.quiz import questions
+
+    context, page, problems = _offline_page(browser, minisite)
+    page.goto(minisite + "solutions/lab99_mini.html", wait_until="load", timeout=60_000)
+    answered = _answer_every_question(page)
+    page.wait_for_timeout(800)  # jupyterquiz typesets math after 500 ms: must stay local
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "minibook__quiz.png"), full_page=True)
+    context.close()
+    assert answered == len(questions("stability")) and not problems, (answered, problems)
+
+
+def test_written_answer_is_collapsed_until_opened(minisite, browser):
+    from minibook import ANSWER
+
+    context, page, problems = _offline_page(browser, minisite)
+    page.goto(minisite + "solutions/lab99_mini.html", wait_until="load", timeout=60_000)
+    text = page.get_by_text(ANSWER)
+    assert not text.is_visible()
+    page.locator(".lab-model-answer .toggle-button, .lab-model-answer button").first.click()
+    text.wait_for(state="visible", timeout=5_000)
+    context.close()
+    assert not problems, problems
+
+
+def test_chapter_quizzes_in_the_built_book_give_feedback(site, browser):
+    pages = [p for p in _pages() if "show_questions" in p.read_text(errors="replace")]
+    if not pages:
+        pytest.skip("no page of the built book has a self-check quiz yet")
+    failures = []
+    for path in pages:
+        context, page, problems = _offline_page(browser, site)
+        page.goto(site + path.relative_to(HTML).as_posix(), wait_until="load", timeout=60_000)
+        answered = _answer_every_question(page)
+        page.wait_for_timeout(800)
+        context.close()
+        if not answered or problems:
+            failures.append(f"{path.relative_to(HTML)}: {answered} answered, {problems}")
+    assert not failures, "\n".join(failures)

@@ -48,6 +48,33 @@ def test_kappa_flux_by_hand():
     np.testing.assert_allclose(flux, [-2.0, -1.0, 0.5])  # last face wraps to q[0]
 
 
+def test_diffusive_step_limit_against_the_uniform_grid_formula():
+    # uniform kappa on a uniform grid: rho(D) = 4 kappa / dx^2, so Euler needs dx^2 / (2 kappa)
+    n, dx, kappa = 16, 2.0, 3.0
+    limit = cons.diffusive_step_limit(np.full(n, kappa), dx, dx, interval=cons.EULER_REAL_INTERVAL)
+    assert limit == pytest.approx(dx**2 / (2 * kappa), rel=1e-12)
+    z = -cons.SSPRK3_REAL_INTERVAL
+    assert 1 + z + z**2 / 2 + z**3 / 6 == pytest.approx(-1.0, abs=1e-12)
+    # on a non-uniform grid: stepping just below the limit never raises sum V q^2, just
+    # above it the grid-scale mode grows
+    rng = np.random.default_rng(0)
+    kap = rng.uniform(0.5, 2.0, WIDTHS.size)
+    dist = Grid1D(WIDTHS).distances
+    dt_max = cons.diffusive_step_limit(kap, WIDTHS, dist, interval=cons.EULER_REAL_INTERVAL)
+
+    def variance_after(dt, steps=400):
+        q = rng.standard_normal(WIDTHS.size)
+        for _ in range(steps):
+            q = q + dt * flux_divergence(cons.kappa_flux(kap, q, 1.0, dist), WIDTHS)
+        return np.sum(WIDTHS * q**2)
+
+    assert variance_after(0.99 * dt_max) < 10.0
+    assert variance_after(1.05 * dt_max) > 1e3
+    assert cons.diffusive_step_limit(np.zeros(5), WIDTHS, dist) == np.inf
+    with pytest.raises(ValueError, match="kappa"):
+        cons.diffusive_step_limit(-np.ones(5), WIDTHS, dist)
+
+
 def test_mass_weighted_fix():
     t = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
     fixed = cons.mass_weighted_fix(t, WIDTHS)
@@ -120,6 +147,40 @@ def test_coarse_model_conserves_and_orders(truth):
     assert 0.8 < order["split", "ssprk3"] < 1.3
 
 
+def test_splitting_orders_separate_the_commutator_from_the_sub_step(truth):
+    """Lie splitting (sequential or parallel) is first order even with a third-order closure
+    sub-step; Strang reaches second order only with a sub-step of order two or more."""
+    setup = tracer.setup_of(truth)
+    blocks = cons.alternating_blocks(128, 2, 6)
+    model = cons.CoarseModel(setup, blocks)
+    q0 = cons.coarse_grain_blocks(truth["q"].values[0], blocks)
+    dist = model.grid.distances
+
+    def closure(q, u):
+        return flux_divergence(cons.kappa_flux(20.0 * u, q, 1.0, dist), model.grid.widths)
+
+    horizon, dts = 3.0, np.array([0.375, 0.1875, 0.09375])
+    ref = model.run(q0, 384, horizon / 384, closure=closure, save_every=384)["q"].values[-1]
+    order = {}
+    for mode, sub in (("sequential", "euler"), ("sequential", "ssprk3"),
+                      ("parallel", "ssprk3"), ("strang", "euler"), ("strang", "heun"),
+                      ("strang", "ssprk3")):
+        errs = [metrics.rmse(ref, model.run(q0, int(horizon / dt), dt, closure=closure,
+                                            mode=mode, closure_integrator=sub,
+                                            save_every=int(horizon / dt))["q"].values[-1])
+                for dt in dts]
+        order[mode, sub] = metrics.convergence_order(dts, errs)
+    for key in (("sequential", "euler"), ("sequential", "ssprk3"), ("parallel", "ssprk3"),
+                ("strang", "euler")):
+        assert 0.8 < order[key] < 1.3, (key, order[key])
+    for key in (("strang", "heun"), ("strang", "ssprk3")):
+        assert 1.7 < order[key] < 2.4, (key, order[key])
+    # "split" is the sequential mode with the Euler sub-step, bit for bit
+    a = model.run(q0, 8, 0.375, closure=closure, mode="split", save_every=8)["q"].values
+    b = model.run(q0, 8, 0.375, closure=closure, mode="sequential", save_every=8)["q"].values
+    np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("kind", cons.HEADS)
 def test_heads(kind):
     head = cons.ClosureHead(kind, WIDTHS, seed=2)
@@ -183,7 +244,9 @@ def test_bad_input(truth):
         cons.coarse_budget(truth.assign_attrs(setup_lam=0.1), [64, 64])
     model = cons.CoarseModel(tracer.setup_of(truth), [64, 64])
     with pytest.raises(ValueError, match="mode"):
-        model.run(np.ones(2), 1, 0.1, mode="strang")
+        model.run(np.ones(2), 1, 0.1, mode="lie")
+    with pytest.raises(ValueError, match="closure_integrator"):
+        model.run(np.ones(2), 1, 0.1, mode="strang", closure_integrator="rk4")
     with pytest.raises(ValueError, match="q0"):
         model.run(np.ones(3), 1, 0.1)
     with pytest.raises(ValueError, match="dt"):

@@ -51,6 +51,44 @@ def test_hmax_is_where_amplification_reaches_minus_one():
         assert abs(st.amplification_factor(1.01 * hmax, r * LAM, LAM)) > 1
 
 
+def test_backward_euler_has_no_lower_edge():
+    lam = 1 / 7200
+    k = np.linspace(-50, 0.99, 200) * lam
+    for h in (100.0, 9000.0, 1e6):
+        assert np.all(np.abs(st.backward_euler_amplification(h, k, lam)) < 1)
+    assert st.backward_euler_amplification(3600.0, lam, lam) == pytest.approx(1.0)
+    assert st.backward_euler_amplification(3600.0, 2 * lam, lam) > 1  # the upper edge stays
+    # the two schemes agree to first order in h
+    assert st.backward_euler_amplification(1.0, -lam, lam) == pytest.approx(
+        st.amplification_factor(1.0, -lam, lam), abs=1e-7)
+
+
+def test_implicit_mixing_is_stable_and_consistent():
+    toy = st.SteepClosureToy()
+    matrix = st.mixing_matrix(toy)
+    q = np.random.default_rng(0).standard_normal(toy.n)
+    np.testing.assert_allclose(matrix @ q, toy.subgrid_tendency(q)
+                               - toy.gain * toy.lam * toy.q0 * np.tanh(q / toy.q0), atol=1e-15)
+    assert np.abs(matrix.sum(axis=0)).max() < 1e-18  # flux form: the mixing keeps the mean
+    assert np.linalg.eigvalsh(matrix).min() == pytest.approx(-6 * toy.lam)  # 4 kappa/dx^2
+    t, q_ref, _ = toy.truth(40, 9000.0, substeps=48)
+    implicit = st.run_implicit_mixing(toy, q_ref[10], t[10], 9000.0, 29)
+    explicit = toy.run(toy.subgrid_tendency, q_ref[10], t[10], 9000.0, 29)
+    assert explicit["blew_up"] and not implicit["blew_up"]
+    err = np.sqrt(np.mean((implicit["q"] - q_ref[10:]) ** 2))
+    assert err < 0.2 * q_ref[10:].std()
+    # first order in h: halving the step halves the error against the fine reference
+    errs = []
+    for sub in (4, 8):
+        run = st.run_implicit_mixing(toy, q_ref[10], t[10], 9000.0 / sub, 10 * sub)
+        errs.append(np.abs(run["q"][::sub][-1] - q_ref[20]).max())
+    assert 1.6 < errs[0] / errs[1] < 2.4
+    with pytest.raises(ValueError, match="q_start"):
+        st.run_implicit_mixing(toy, np.ones(5), 0.0, 9000.0, 3)
+    with pytest.raises(ValueError, match="toy"):
+        st.mixing_matrix("toy")
+
+
 def test_lipschitz_bounds_of_euler_map():
     assert st.euler_map_lipschitz_bound(10.0, 0.1, 0.2) == pytest.approx(4.0)
     # linear check: G(x) = x + dt*(-lam + k) x has Lipschitz |1 + dt(k - lam)| <= both bounds

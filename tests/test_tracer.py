@@ -90,6 +90,104 @@ def test_closure_terms_converge_to_a_nonzero_limit():
     assert abs(a - b) / b < 0.01 and b > 1e-4
 
 
+def test_centred_reconstruction_is_second_order():
+    n = np.array([32, 64, 128, 256])
+    err = [tracer.truncation_error(int(k), face_value=tracer.centred_face_values) for k in n]
+    assert abs(metrics.convergence_order(1.0 / n, err) - 2.0) < 0.1
+    q = np.array([1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_allclose(tracer.centred_face_values(q), [2.0, 4.0, 6.0, 4.0])
+
+
+def test_closure_terms_with_the_filter_on_the_grid_vanish_as_dx_squared():
+    # the complement of the test above: filter width = grid spacing (implicit filtering)
+    n_coarse = np.array([256, 512, 1024])
+    rms = [tracer.closure_term_rms(8 * int(k), coarse_n=int(k)) for k in n_coarse]
+    assert abs(metrics.convergence_order(1.0 / n_coarse[1:], rms[1:]) - 2.0) < 0.15
+
+
+def test_explicit_filter_of_width_zero_is_the_grid_filter(short_truth):
+    implicit = tracer.sgs_budget(short_truth, 8)
+    zero = tracer.sgs_budget(short_truth, 8, filter_width=0.0)
+    for name in implicit.data_vars:
+        np.testing.assert_array_equal(zero[name].values, implicit[name].values)
+    assert zero.attrs["filter_width"] == 0.0
+
+
+def test_explicit_budget_closes_and_its_source_term_is_a_kernel_variance(short_truth):
+    setup = tracer.setup_of(short_truth)
+    width = 250.0
+    b = tracer.sgs_budget(short_truth, 8, filter_width=width)
+    parts = b["eddy_flux_divergence"] + b["source_correction"] + b["remainder"]
+    np.testing.assert_allclose(parts, b["sgs_tendency"], atol=1e-14)
+    np.testing.assert_allclose(b["true_tendency"], b["resolved_tendency"] + b["sgs_tendency"],
+                               atol=1e-14)
+    # independent route: a real-space periodic convolution with a sampled Gaussian kernel
+    # (standard deviation width / sqrt(12)), then the block mean
+    offsets = (np.arange(setup.n) - setup.n // 2) * setup.dx
+    kernel = np.exp(-0.5 * (offsets / (width / np.sqrt(12))) ** 2)
+    kernel /= kernel.sum()
+    q = short_truth["q"].values
+
+    def convolve(a):
+        return np.stack([np.convolve(np.tile(row, 3), kernel[::-1], "same")[setup.n:2 * setup.n]
+                         for row in a])
+
+    qbar = filters.coarse_grain(convolve(q), 8)
+    variance = filters.coarse_grain(convolve(q**2), 8) - qbar**2
+    np.testing.assert_allclose(b["q"].values, qbar, atol=1e-9)
+    np.testing.assert_allclose(b["source_correction"].values, setup.alpha * variance,
+                               atol=1e-9)
+    assert (variance > -1e-12).all() and (b["source_correction"].values <= 1e-12).all()
+
+
+def test_explicit_true_tendency_is_the_time_derivative_of_the_filtered_truth():
+    fine = tracer.truth_run(tracer.TracerSetup(n=256, max_mode=24), t_end=0.4, spinup=5.0,
+                            save_every=0.02)
+    b = tracer.sgs_budget(fine, 8, filter_width=125.0)
+    dqdt = np.gradient(b["q"].values, b["time"].values, axis=0)[1:-1]
+    true = b["true_tendency"].values[1:-1]
+    assert np.abs(dqdt - true).max() < 1e-3 * np.abs(true).max()
+
+
+def test_explicit_target_is_grid_independent_and_physical(short_truth):
+    """At a fixed filter width the closure terms converge as the coarse grid is refined and
+    the numerical remainder vanishes; with the grid filter it dominates the target."""
+    closure, remainder, share = [], [], []
+    for factor in (2, 4, 8):
+        b = tracer.sgs_budget(short_truth, factor, filter_width=250.0)
+        terms = (b["eddy_flux_divergence"] + b["source_correction"]).values
+        closure.append(np.sqrt(np.mean(terms**2)))
+        remainder.append(np.sqrt(np.mean(b["remainder"].values ** 2)))
+        share.append(tracer.closure_share(b))
+    assert np.ptp(closure) < 0.01 * closure[0]
+    assert metrics.convergence_order(np.array([2.0, 4.0, 8.0]), remainder) > 2.0
+    assert share[-1] > 0.7 > tracer.closure_share(tracer.sgs_budget(short_truth, 8)) + 0.6
+
+
+def test_eddy_flux_is_galilean_invariant_and_the_remainder_is_not(short_truth):
+    setup = tracer.setup_of(short_truth)
+    q, u = short_truth["q"].values, short_truth["u"].values
+    faces = (np.arange(setup.n) + 1.0) * setup.dx
+    u_faces = tracer.Wind(setup)(faces, short_truth["time"].values)
+    for width in (0.0, 125.0):
+        base = tracer.budget_terms(q, u, u_faces, 8, setup.dx, setup.lam, setup.alpha, width)
+        moved = tracer.budget_terms(q, u + 15.0, u_faces + 15.0, 8, setup.dx, setup.lam,
+                                    setup.alpha, width)
+        np.testing.assert_allclose(moved["eddy_flux"], base["eddy_flux"], atol=1e-11)
+        change = np.abs(moved["remainder"] - base["remainder"]).max()
+        assert change > 0.1 * np.abs(base["remainder"]).max()
+
+
+def test_closure_share_bad_input_and_limits():
+    sgs = np.array([[1.0, -1.0]])
+    assert tracer.closure_share({"sgs_tendency": sgs, "remainder": 0 * sgs}) == 1.0
+    assert tracer.closure_share({"sgs_tendency": sgs, "remainder": sgs}) == 0.0
+    with pytest.raises(ValueError, match="remainder"):
+        tracer.closure_share({"sgs_tendency": sgs})
+    with pytest.raises(ValueError, match="zero"):
+        tracer.closure_share({"sgs_tendency": 0 * sgs, "remainder": 0 * sgs})
+
+
 def test_coarse_model_runs_and_accepts_a_closure(short_truth):
     b = tracer.sgs_budget(short_truth, 8)
     q0 = b["q"].values[0]
@@ -126,6 +224,11 @@ def test_run_bad_input(short_truth):
         tracer.setup_of(short_truth.drop_attrs())
     with pytest.raises(ValueError, match="u_faces"):
         tracer.budget_terms(np.ones(16), np.ones(16), np.full(16, np.inf), 4, 1.0, 0.0, 0.0)
+    for bad in (-1.0, 1.0, np.nan):  # negative, narrower than a fine cell, not a number
+        with pytest.raises(ValueError, match="filter_width"):
+            tracer.sgs_budget(short_truth, 8, filter_width=bad)
+    with pytest.raises(ValueError, match="face_value"):
+        tracer.truncation_error(16, face_value="centred")
     with pytest.raises(ValueError, match="share one shape"):
         tracer.budget_terms(np.ones(16), np.ones(8), np.ones(16), 4, 1.0, 0.0, 0.0)
 

@@ -213,6 +213,36 @@ def test_fit_quantiles_covers_held_out_data():
     assert width[x[1000:] > 0.5].mean() > 2 * width[x[1000:] < -0.5].mean()
 
 
+def test_mixture_cdf_is_the_average_of_member_cdfs():
+    from scipy import stats
+    mu = np.array([[0.0, 1.0], [2.0, 1.0]])
+    var = np.array([[1.0, 4.0], [1.0, 1.0]])
+    y = np.array([1.0, 0.0])
+    expected = [0.5 * (stats.norm.cdf(1.0) + stats.norm.cdf(-1.0)),
+                0.5 * (stats.norm.cdf(-0.5) + stats.norm.cdf(-1.0))]
+    np.testing.assert_allclose(uq.mixture_cdf(mu, var, y), expected, rtol=1e-12)
+    draws = uq.sample_mixture(mu, var, 200_000, seed=3)
+    np.testing.assert_allclose(np.mean(draws <= y, axis=0), expected, atol=0.005)
+    with pytest.raises(ValueError, match="y"):
+        uq.mixture_cdf(mu, var, np.ones(3))
+
+
+def test_conformal_margin_gives_the_promised_coverage_on_exchangeable_data():
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(200):  # a deliberately too narrow interval [-1, 1] for N(0, 2^2)
+        y_cal, y_new = 2 * rng.standard_normal(99), 2 * rng.standard_normal(1000)
+        margin = uq.conformal_margin(y_cal, -np.ones(99), np.ones(99), level=0.8)
+        hits.append(np.mean(np.abs(y_new) <= 1 + margin))
+    assert 0.8 <= np.mean(hits) < 0.83  # at least the level, and not much more (n = 99)
+    assert uq.conformal_margin(np.array([0.0, 0.5]), np.zeros(2) - 1, np.ones(2),
+                               level=0.5) == pytest.approx(-0.5)  # rank ceil(3 / 2) = 2
+    with pytest.raises(ValueError, match="too few"):
+        uq.conformal_margin(np.zeros(3), -np.ones(3), np.ones(3), level=0.9)
+    with pytest.raises(ValueError, match="level"):
+        uq.conformal_margin(np.zeros(3), -np.ones(3), np.ones(3), level=1.0)
+
+
 def test_coverage_by_hand_and_bad_input():
     assert uq.coverage([0, 1, 2, 3], [0, 0, 0, 0], [1, 1, 1, 1]) == 0.5
     with pytest.raises(ValueError, match="lower must not exceed upper"):

@@ -132,6 +132,21 @@ def memory_series(n: int, memory: float = 0.8, seed: int = 0) -> dict:
     return {"x": x, "y": y}
 
 
+def memory_skill(memory: float, n_lags: int) -> float:
+    """Best possible ``R^2`` for :func:`memory_series` from the inputs ``x_t .. x_{t-n_lags}``.
+
+    ``y_t = (1 - a) sum_k a**k g(x_{t-k})`` with independent, identically distributed
+    ``g(x_{t-k})``, so the conditional mean given the last ``L + 1`` inputs keeps the first
+    ``L + 1`` terms and explains the variance fraction ``1 - a**(2 (L + 1))`` of the
+    stationary response (``a = memory``, ``L = n_lags``). No predictor of those inputs, of
+    any width or depth, can do better.
+    """
+    if not 0.0 <= memory < 1.0:
+        raise ValueError(f"memory must lie in [0, 1), got {memory}")
+    n_lags = positive_int("n_lags", n_lags, minimum=0)
+    return 1.0 - memory ** (2 * (n_lags + 1))
+
+
 def lagged(x, n_lags: int) -> np.ndarray:
     """Lagged inputs ``x_t, x_{t-1}, ..., x_{t-n_lags}`` for ``t >= n_lags``.
 

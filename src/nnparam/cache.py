@@ -28,7 +28,11 @@ import xarray as xr
 
 #: ``"module:function"`` producers that compute every dataset the book's notebooks read;
 #: each takes no arguments (``make data`` calls them in turn)
-WARMERS: list[str] = []
+WARMERS: list[str] = [
+    "nnparam.assimilate:warm_cache",
+    "nnparam.apps.ocean:warm_cache",
+    "nnparam.apps.burgers:warm_cache",
+]
 
 
 def cache_dir() -> Path:

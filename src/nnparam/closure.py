@@ -23,6 +23,7 @@ gradients, for training through a solver and for Jacobians. Fields may carry lea
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -82,20 +83,34 @@ def numpy_twin(module: nn.Module) -> Callable | None:
     return forward
 
 
+@lru_cache(maxsize=64)
+def _stencil_index(n: int, width: int) -> np.ndarray:
+    """Indices ``(i + offset) % n`` of shape ``(n, 2 width + 1)`` (read-only, shared)."""
+    idx = (np.arange(n)[:, None] + np.arange(-width, width + 1)[None, :]) % n
+    idx.flags.writeable = False
+    return idx
+
+
+@lru_cache(maxsize=64)
+def _stencil_index_torch(n: int, width: int) -> torch.Tensor:
+    return torch.tensor(_stencil_index(n, width))
+
+
 def stencil_features(*fields, width: int = 0, xp=np):
     """Periodic stencils of each field, concatenated: ``(..., n)`` fields -> ``(..., n, F)``.
 
     For every cell ``i`` the features are ``[f[i-w], ..., f[i+w]]`` of the first field, then
     of the second, and so on (``F = len(fields) * (2 w + 1)``). ``xp`` is ``numpy`` or
-    ``torch``: one source for both (``torch.roll`` keeps gradients).
+    ``torch``: one source for both (an index gather, which keeps gradients in torch).
     """
     width = positive_int("width", width, minimum=0)
     if not fields:
         raise ValueError("stencil_features needs at least one field")
-    roll = (lambda a, s: np.roll(a, s, axis=-1)) if xp is np else (
-        lambda a, s: torch.roll(a, s, dims=-1))
-    cols = [roll(f, -offset) for f in fields for offset in range(-width, width + 1)]
-    return xp.stack(cols, -1)
+    idx = (_stencil_index if xp is np else _stencil_index_torch)(fields[0].shape[-1], width)
+    parts = [f[..., idx] for f in fields]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts, -1) if xp is torch else np.concatenate(parts, axis=-1)
 
 
 def _as_vector(name: str, value, size: int | None) -> np.ndarray:
@@ -170,7 +185,8 @@ class Closure:
             raise ValueError(f"input_units must give one unit per input {self.inputs}")
         self.input_units = tuple(str(u) for u in units)
         self.name, self.description = str(name), str(description)
-        self.dtype = next(module.parameters()).dtype
+        self._params = list(module.parameters())  # a list: cheap to scan on every call
+        self.dtype = self._params[0].dtype
         self._given_forward = numpy_forward
         self._twin, self._twin_version = None, None
 
@@ -195,7 +211,7 @@ class Closure:
 
     def _weights_version(self) -> int:
         # in-place updates (optimizer steps, load_state_dict) bump a tensor's version counter
-        return sum(p._version for p in self.module.parameters())
+        return sum(p._version for p in self._params)
 
     def _numpy_forward(self) -> Callable | None:
         """The numpy twin, rebuilt when the module's weights changed since it was made."""

@@ -36,6 +36,8 @@ from .closure import Closure
 from .grid import Grid1D, flux_divergence
 
 HEADS = ("tendency", "flux", "kappa")
+#: how a closure enters the coarse model's time step (see :meth:`CoarseModel.run`)
+MODES = ("unified", "sequential", "split", "parallel", "strang")
 
 
 def _is_torch(x) -> bool:
@@ -150,6 +152,38 @@ def kappa_flux(kappa, q, face_area, face_distance):
         out.append(arr)
     area, dist = out
     return -kap * area * (np.roll(q, -1, axis=-1) - q) / dist
+
+
+#: length of the real-axis stability interval of SSP-RK3: 1 + z + z^2/2 + z^3/6 = -1 there
+SSPRK3_REAL_INTERVAL = 2.5127453266183286
+#: the same for forward Euler (|1 + z| <= 1 on [-2, 0])
+EULER_REAL_INTERVAL = 2.0
+
+
+def diffusive_step_limit(kappa, cell_volume, face_distance, face_area=1.0,
+                         interval: float = SSPRK3_REAL_INTERVAL) -> float:
+    """Largest time step at which a frozen down-gradient closure cannot create variance.
+
+    With ``kappa`` (N,) >= 0 fixed, the closure alone is the linear system ``dq/dt = D q``
+    with ``D q = div(-kappa A grad q)`` (:func:`kappa_flux`); ``D`` is self-adjoint and
+    negative semi-definite in the volume-weighted inner product, so its eigenvalues are real
+    and <= 0. A one-step method whose stability function stays within [-1, 1] on the real
+    interval ``[-interval, 0]`` then keeps ``sum V q**2`` from growing exactly when
+    ``dt <= interval / rho(D)``. Returns that ``dt`` (time units of ``kappa``); ``inf`` when
+    ``kappa`` is zero. Use :data:`SSPRK3_REAL_INTERVAL` or :data:`EULER_REAL_INTERVAL`.
+    """
+    kap = finite_array("kappa", kappa, ndim=1)
+    if np.any(kap < 0):
+        raise ValueError("kappa must be >= 0 (a negative diffusivity creates variance)")
+    n = kap.size
+    vol = _volumes(cell_volume, n) * np.ones(n)
+    interval = positive("interval", interval)
+    eye = np.eye(n)
+    flux = kappa_flux(np.broadcast_to(kap, (n, n)), eye, face_area, face_distance)
+    d = -(flux - np.roll(flux, 1, axis=-1)) / vol  # row j: D applied to the unit vector e_j
+    sym = np.sqrt(vol)[:, None] * d.T / np.sqrt(vol)[None, :]
+    rho = float(-np.linalg.eigvalsh(0.5 * (sym + sym.T)).min())
+    return np.inf if rho <= 0 else interval / rho
 
 
 def variance_tendency(tendency, q, cell_volume):
@@ -268,18 +302,29 @@ class CoarseModel:
 
     def run(self, q0, n_steps: int, dt: float, closure: Callable | None = None,
             mode: str = "unified", integrator: str = "ssprk3", save_every: int = 1,
-            t0: float = 0.0) -> xr.Dataset:
+            t0: float = 0.0, closure_integrator: str = "euler") -> xr.Dataset:
         """Integrate ``n_steps`` steps of ``dt`` hours from ``q0`` (N,), or from a batch of
         ``M`` states ``q0`` (M, N) stepped together (``closure`` then gets and returns (M, N)).
 
-        ``mode="unified"``: the closure is part of the right-hand side of every stage of the
-        integrator (resolved and subgrid fluxes combined before the divergence).
-        ``mode="split"``: one integrator step of the resolved dynamics, then the closure
-        tendency of the new state added with one Euler step (sequential splitting).
-        ``integrator``: ``"ssprk3"`` (third order) or ``"heun"`` (second order).
-        Returns a Dataset with ``q`` (time, x) every ``save_every`` steps and ``total``
-        (time,) = ``sum V_i q_i`` [km]; for a batch, ``q`` (time, member, x), ``total``
-        (time, member).
+        How the closure enters the step (``mode``; the terms of Williamson 2002 in brackets):
+
+        * ``"unified"``: the closure is part of the right-hand side of every stage of the
+          integrator (resolved and subgrid fluxes combined before the divergence);
+        * ``"sequential"`` (time-split): one integrator step of the resolved dynamics, then
+          the closure sub-step from the state the dynamics produced; ``"split"`` is the same;
+        * ``"parallel"`` (process-split): the dynamics and the closure sub-step both start
+          from the same state, and their increments are added;
+        * ``"strang"``: half a closure sub-step, a full resolved step, half a closure
+          sub-step (symmetric splitting).
+
+        ``integrator``: ``"ssprk3"`` (third order) or ``"heun"`` (second order) for the
+        dynamics (and for everything in ``"unified"``). ``closure_integrator`` steps the
+        closure sub-steps of the split modes: ``"euler"`` (forward Euler; in sequential mode
+        with the wind at the end of the step, the physics-after-dynamics convention) or
+        ``"ssprk3"`` / ``"heun"``, so that the splitting error can be told from the closure
+        sub-step's own order. Returns a Dataset with ``q`` (time, x) every ``save_every``
+        steps and ``total`` (time,) = ``sum V_i q_i`` [km]; for a batch, ``q`` (time, member,
+        x), ``total`` (time, member).
         """
         q = finite_array("q0", q0).copy()
         if q.ndim not in (1, 2) or q.shape[-1] != self.grid.n:
@@ -288,15 +333,22 @@ class CoarseModel:
         n_steps, save_every = positive_int("n_steps", n_steps), positive_int("save_every",
                                                                            save_every)
         dt = positive("dt", dt)
-        if mode not in ("unified", "split"):
-            raise ValueError(f"mode must be 'unified' or 'split', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        mode = "sequential" if mode == "split" else mode
         if integrator not in _STEPPERS:
             raise ValueError(f"integrator must be one of {sorted(_STEPPERS)}, got {integrator!r}")
+        if closure_integrator not in ("euler", *_STEPPERS):
+            raise ValueError(f"closure_integrator must be 'euler' or one of "
+                             f"{sorted(_STEPPERS)}, got {closure_integrator!r}")
         step = _STEPPERS[integrator]
         # the wind at every stage time, in one vectorised call (stages at t, t + dt, t + dt/2)
         t_nodes = t0 + dt * np.arange(n_steps + 1)
         u_nodes = self.u_face(t_nodes)
         u_half = self.u_face(t_nodes[:-1] + 0.5 * dt)
+        if closure is not None and mode == "strang" and closure_integrator != "euler":
+            u_quarter = self.u_face(t_nodes[:-1] + 0.25 * dt)
+            u_three_quarter = self.u_face(t_nodes[:-1] + 0.75 * dt)
         widths = self.grid.widths
         coefs = upwind_coefficients(widths)
         unified = closure is not None and mode == "unified"
@@ -305,11 +357,29 @@ class CoarseModel:
             out = _div(u * upwind_face_value(state, widths, coefs), widths)
             return out + closure(state, u) if unified else out
 
+        def closure_rhs(state, u):
+            return closure(state, u)
+
+        def sub(state, h, u0, u1, uh, euler_wind):
+            """The closure alone over a sub-step of length h (winds at its stage times)."""
+            if closure_integrator == "euler":
+                return state + h * closure(state, euler_wind)
+            return _STEPPERS[closure_integrator](state, h, closure_rhs, u0, u1, uh)
+
         times, states = [t0], [q.copy()]
         for k in range(n_steps):
-            q = step(q, dt, rhs, u_nodes[k], u_nodes[k + 1], u_half[k])
-            if closure is not None and mode == "split":
-                q = q + dt * closure(q, u_nodes[k + 1])
+            u0, u1, uh = u_nodes[k], u_nodes[k + 1], u_half[k]
+            if closure is None or mode == "unified":
+                q = step(q, dt, rhs, u0, u1, uh)
+            elif mode == "sequential":
+                q = sub(step(q, dt, rhs, u0, u1, uh), dt, u0, u1, uh, u1)
+            elif mode == "parallel":
+                q = step(q, dt, rhs, u0, u1, uh) + sub(q, dt, u0, u1, uh, u0) - q
+            else:  # strang: the half sub-steps span [t, t + dt/2] and [t + dt/2, t + dt]
+                euler = closure_integrator == "euler"
+                q = sub(q, 0.5 * dt, u0, uh, None if euler else u_quarter[k], u0)
+                q = step(q, dt, rhs, u0, u1, uh)
+                q = sub(q, 0.5 * dt, uh, u1, None if euler else u_three_quarter[k], uh)
             if (k + 1) % save_every == 0:
                 if not np.all(np.isfinite(q)) or np.abs(q).max() > 1e6:
                     raise FloatingPointError(f"the run blew up before t = {t_nodes[k + 1]:.1f} h")

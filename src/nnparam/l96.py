@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import xarray as xr
 
+from . import _xp
 from ._validate import finite_array, positive, positive_int
 from .closure import Closure, as_closure, is_torch_module
 from .evaluation import autocorrelation, hellinger, rmse_by_lead  # noqa: F401
@@ -79,13 +81,31 @@ def _initial_state(K, J, X0, Y0, seed):
 # --------------------------------------------------------------------------------------------
 # the two-scale system in numpy: the readable reference
 # --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
+def _neighbours(K: int, torch_index: bool = False) -> tuple:
+    """Indices ``k - 1``, ``k - 2``, ``k + 1`` on a ring of ``K`` (shared: read-only numpy
+    arrays, or torch tensors for indexing tensors)."""
+    k = np.arange(K)
+    out = (k - 1) % K, (k - 2) % K, (k + 1) % K
+    if torch_index:
+        import torch
+
+        return tuple(torch.as_tensor(a) for a in out)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def advection(X):
     """The quadratic Lorenz-96 term ``-X_{k-1} (X_{k-2} - X_{k+1})`` on the last axis of ``X``.
 
     It redistributes "energy" without creating it: ``sum_k X_k * advection(X)_k = 0``.
+    numpy or torch (the differentiable one-scale model of :mod:`nnparam.aposteriori`).
     """
-    X = np.asarray(X, dtype=float)
-    return -np.roll(X, 1, axis=-1) * (np.roll(X, 2, axis=-1) - np.roll(X, -1, axis=-1))
+    torch_input = _xp.is_torch(X)
+    X = X if torch_input else np.asarray(X, dtype=float)
+    km1, km2, kp1 = _neighbours(X.shape[-1], torch_input)  # ~3x faster than rolls
+    return -X[..., km1] * (X[..., km2] - X[..., kp1])
 
 
 def coupling(Y, h: float = 1.0, b: float = 10.0, c: float = 10.0):
@@ -492,3 +512,26 @@ def forecast_rmse(truth_X, starts, n_leads: int, sample_dt: float, closure=None,
     fc = run["X"].values  # (lead, member, k)
     obs = np.stack([truth[starts + lead] for lead in range(n_leads + 1)])
     return rmse_by_lead(fc, obs)
+
+
+def one_scale_tendency(X, F: float, closure=None) -> np.ndarray:
+    """Right-hand side of the one-scale model, ``advection(X) - X + F + P(X)``, for states
+    ``X (..., K)``; ``closure`` is ``P`` (callable, shape-preserving) or ``None``."""
+    rhs = advection(X) - X + F
+    return rhs if closure is None else rhs + closure(X)
+
+
+def advance_one_scale(X, closure=None, F: float = 18.0, dt: float = 0.005,
+                      n_steps: int = 1) -> np.ndarray:
+    """``n_steps`` RK4 steps of the one-scale model from ``X (..., K)``; the final state.
+
+    The lean array core for callers that stop every few steps (a data-assimilation cycle):
+    no validation, no Dataset, no noise. :func:`simulate_one_scale` is the full interface.
+    """
+    for _ in range(n_steps):
+        k1 = one_scale_tendency(X, F, closure)
+        k2 = one_scale_tendency(X + 0.5 * dt * k1, F, closure)
+        k3 = one_scale_tendency(X + 0.5 * dt * k2, F, closure)
+        k4 = one_scale_tendency(X + dt * k3, F, closure)
+        X = X + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return X

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _xp
 from ._validate import finite_array, positive, positive_int
 from .closure import Closure
 from .grid import Grid1D, periodic_stencil
@@ -60,6 +61,20 @@ def amplification_factor(h, k, lam):
     k = finite_array("k", k)
     lam = _positive_array("lam", lam)
     return _scalar_or_array(1.0 + h * (k - lam))
+
+
+def backward_euler_amplification(h, k, lam):
+    """Backward-Euler amplification ``1 / (1 - h (k - lam))`` of a perturbation per step.
+
+    Arguments as in :func:`amplification_factor`. For every ``k < lam`` (a decaying
+    continuous system) its magnitude is below 1 at *every* step ``h``: the implicit step has
+    no lower, numerical edge, which is why stiff, fast physics is usually stepped
+    implicitly. Only the upper edge ``k >= lam``, a property of the continuous system, stays.
+    """
+    h = _positive_array("h", h)
+    k = finite_array("k", k)
+    lam = _positive_array("lam", lam)
+    return _scalar_or_array(1.0 / (1.0 - h * (k - lam)))
 
 
 def stable_k_window(h, lam) -> tuple:
@@ -307,16 +322,31 @@ class SteepClosureToy:
         return self._wave_cache
 
     def forcing(self, t: float) -> np.ndarray:
-        """Forcing ``F(x, t)`` ([q]/s) on the cell centres at time ``t`` (s)."""
-        amp, arg0, omega = self._waves()
-        return amp @ np.sin(arg0 - omega[:, None] * t)
+        """Forcing ``F(x, t)`` ([q]/s) on the cell centres at time ``t`` (s).
+
+        A torch tensor ``t`` gives a tensor of its dtype (the differentiable model); an array
+        ``t`` of shape (...) gives (..., n), one time per ensemble member."""
+        amp, arg0, omega = (_xp.like(a, t) for a in self._waves())
+        t = t[..., None, None] if getattr(t, "ndim", 0) else t
+        return amp @ (torch.sin if _xp.is_torch(t) else np.sin)(arg0 - omega[:, None] * t)
 
     def subgrid_tendency(self, q) -> np.ndarray:
-        """The exact unresolved tendency ``S(q)`` ([q]/s) for states ``q`` of shape (..., n)."""
-        q = finite_array("q", q)
+        """The exact unresolved tendency ``S(q)`` ([q]/s) for states ``q`` of shape (..., n).
+
+        numpy (validated) or torch (differentiable, unvalidated)."""
+        q = q if _xp.is_torch(q) else finite_array("q", q)
         grid = self.grid
         mixing = grid.divergence(-self.kappa * grid.face_gradient(q))  # flux form, conservative
-        return self.gain * self.lam * self.q0 * np.tanh(q / self.q0) + mixing
+        return self.gain * self.lam * self.q0 * _xp.tanh(q / self.q0) + mixing
+
+    def euler_step(self, q, t: float, h: float, closure_tendency):
+        """One forward-Euler step ``q + h (-lam q + F(t) + P)`` of the host model coupled to a
+        closure whose tendency at ``q`` is ``closure_tendency`` ([q]/s).
+
+        The one definition of the coupled step: :meth:`run` (numpy) and the differentiable
+        model of :mod:`nnparam.aposteriori` (torch ``q``, then ``F`` is a tensor) both call it.
+        """
+        return q + h * (-self.lam * q + self.forcing(_xp.like(t, q)) + closure_tendency)
 
     def truth(self, n_snap: int, h: float, substeps: int = 12):
         """Fine-step reference run: ``n_snap`` snapshots every ``h`` s, Euler at ``h / substeps``.
@@ -350,7 +380,7 @@ class SteepClosureToy:
         for i in range(n_steps):
             t = t_start + i * h
             with np.errstate(all="ignore"):
-                q = q + h * (-self.lam * q + self.forcing(t) + np.asarray(closure(q)))
+                q = self.euler_step(q, t, h, np.asarray(closure(q)))
             states.append(q.copy())
             if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
                 blew = i + 1
@@ -358,6 +388,45 @@ class SteepClosureToy:
         states = np.array(states)
         return {"q": states, "t": t_start + h * np.arange(len(states)), "blew_up": blew is not None,
                 "blowup_step": blew}
+
+
+def mixing_matrix(toy: SteepClosureToy) -> np.ndarray:
+    """The toy's subgrid mixing ``kappa d2q/dx2`` (flux form) as an (n, n) matrix [1/s]."""
+    if not isinstance(toy, SteepClosureToy):
+        raise ValueError(f"toy must be a SteepClosureToy, got {type(toy).__name__}")
+    grid = toy.grid
+    eye = np.eye(toy.n)
+    return grid.divergence(-toy.kappa * grid.face_gradient(eye)).T
+
+
+def run_implicit_mixing(toy: SteepClosureToy, q_start, t_start: float, h: float,
+                        n_steps: int, blowup: float = 20.0) -> dict:
+    """Step the toy with the *exact* unresolved process, its stiff mixing treated implicitly.
+
+    Forward Euler for the damping, the forcing and the gentle local feedback; backward
+    Euler for the mixing (an implicit-explicit, IMEX, Euler step):
+    ``(I - h M) q_{n+1} = q_n + h (-lam q_n + F(t_n) + gain lam q0 tanh(q_n / q0))`` with
+    ``M`` = :func:`mixing_matrix`. The implicit solve removes the numerical edge of the
+    stable window for the mixing, so the grid-scale damping is kept *and* the step ``h`` (s)
+    is stable. Returns the dict of :meth:`SteepClosureToy.run`.
+    """
+    q = finite_array("q_start", q_start, ndim=1).copy()
+    if q.shape != (toy.n,):
+        raise ValueError(f"q_start must have shape ({toy.n},), got {q.shape}")
+    h, n_steps = positive("h", h), positive_int("n_steps", n_steps)
+    solve = np.linalg.inv(np.eye(toy.n) - h * mixing_matrix(toy))
+    states, blew = [q.copy()], None
+    for i in range(n_steps):
+        t = t_start + i * h
+        local = toy.gain * toy.lam * toy.q0 * np.tanh(q / toy.q0)
+        q = solve @ (q + h * (-toy.lam * q + toy.forcing(t) + local))
+        states.append(q.copy())
+        if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
+            blew = i + 1
+            break
+    states = np.array(states)
+    return {"q": states, "t": t_start + h * np.arange(len(states)), "blew_up": blew is not None,
+            "blowup_step": blew}
 
 
 def stencil(q) -> np.ndarray:

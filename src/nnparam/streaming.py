@@ -1,4 +1,9 @@
-"""Stream training samples from a chunked store into torch, one time-chunk at a time."""
+"""Stream training samples from a chunked store into torch, one block of times at a time.
+
+For production pipelines, xbatcher (Pangeo) generates batches from xarray objects in the
+same spirit; this module keeps the mechanics visible: blocks read lazily, a seeded shuffle
+buffer over a few blocks, and disjoint shares for ``DataLoader`` workers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ._validate import positive_int
 from .grid import periodic_stencil
 
 
@@ -20,17 +26,26 @@ def stencil_features(q, u_face) -> np.ndarray:
 
 
 class StreamingSamples(torch.utils.data.IterableDataset):
-    """Stream ``(features, target)`` batches from a chunked store, one time-chunk at a time.
+    """Stream ``(features, target)`` batches from a chunked store, a block of times at a time.
 
     ``path`` is a Zarr store or netCDF file holding ``q``, ``u_face`` and ``target`` on
-    ``(time, x)``; ``time_slice`` selects a (time-contiguous) block. Each item is one chunk:
-    float32 tensors of shape ``(n_samples, 7)`` and ``(n_samples, 1)``, with the features
-    standardised by ``mean`` and ``std`` (length-7 arrays) and the target divided by
-    ``target_scale`` if given.
+    ``(time, x)``; ``time_slice`` selects a (time-contiguous) block. Each item is one block of
+    ``times_per_item`` consecutive times (by default the store's time chunks): float32 tensors
+    of shape ``(n_samples, 7)`` and ``(n_samples, 1)``, with the features standardised by
+    ``mean`` and ``std`` (length-7 arrays) and the target divided by ``target_scale`` if given.
+
+    ``shuffle_blocks > 1`` turns on a shuffle buffer for optimisation: the blocks come in a
+    random order each epoch, and the samples of ``shuffle_blocks`` blocks at a time are mixed
+    before being dealt out again as items (seeded by ``seed`` and the epoch; memory grows to
+    that many blocks). Shuffling *within* the training block is fine; the train/test split
+    itself stays a split in time. Under a ``torch.utils.data.DataLoader`` with several
+    workers, each worker reads a disjoint share of the blocks (``get_worker_info``), so no
+    sample is seen twice per epoch.
     """
 
     def __init__(self, path, target: str = "sgs_tendency", time_slice: slice = slice(None),
-                 mean=None, std=None, target_scale: float = 1.0):
+                 mean=None, std=None, target_scale: float = 1.0,
+                 times_per_item: int | None = None, shuffle_blocks: int = 1, seed: int = 0):
         super().__init__()
         self.path, self.target, self.time_slice = Path(path), target, time_slice
         if not self.path.exists():
@@ -40,25 +55,55 @@ class StreamingSamples(torch.utils.data.IterableDataset):
         missing = [v for v in ("q", "u_face", target) if v not in ds.data_vars]
         if missing:
             raise ValueError(f"the store at path {self.path} lacks variables {missing}")
-        self.time_chunks = ds["q"].chunksizes["time"]
+        n_time = ds.isel(time=time_slice).sizes["time"]
+        if times_per_item is None:
+            sizes = ds["q"].isel(time=time_slice).chunksizes.get("time", (n_time,))
+        else:
+            step = positive_int("times_per_item", times_per_item)
+            sizes = (step,) * (n_time // step) + ((n_time % step,) if n_time % step else ())
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        self.blocks = [(int(a), int(a + n)) for a, n in zip(starts, sizes, strict=True)]
+        self.time_chunks = tuple(int(n) for n in sizes)
+        self.shuffle_blocks = positive_int("shuffle_blocks", shuffle_blocks)
+        self.seed, self._epoch = int(seed), 0
 
     def _open(self) -> xr.Dataset:
         if self.path.suffix == ".nc":
             return xr.open_dataset(self.path, chunks={})
-        return xr.open_zarr(self.path, consolidated=False)
+        return xr.open_zarr(self.path)
+
+    def _my_blocks(self, rng) -> list[tuple[int, int]]:
+        blocks = list(self.blocks)
+        if self.shuffle_blocks > 1:
+            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+        info = torch.utils.data.get_worker_info()
+        if info is not None:  # each DataLoader worker reads its own share
+            blocks = blocks[info.id::info.num_workers]
+        return blocks
+
+    def _load(self, ds, block):
+        part = ds.isel(time=slice(*block)).load()  # one block in memory
+        feats = stencil_features(part["q"].values, part["u_face"].values)
+        if self.mean is not None:
+            feats = (feats - self.mean) / self.std
+        return feats, part[self.target].values.reshape(-1, 1) / self.target_scale
 
     def __iter__(self):
         ds = self._open().isel(time=self.time_slice)
-        start = 0
-        for size in ds["q"].chunksizes["time"]:
-            block = ds.isel(time=slice(start, start + size)).load()  # one chunk in memory
-            start += size
-            feats = stencil_features(block["q"].values, block["u_face"].values)
-            if self.mean is not None:
-                feats = (feats - self.mean) / self.std
-            target = block[self.target].values.reshape(-1, 1) / self.target_scale
-            yield (torch.as_tensor(feats, dtype=torch.float32),
-                   torch.as_tensor(target, dtype=torch.float32))
+        rng = np.random.default_rng((self.seed, self._epoch))
+        self._epoch += 1
+        blocks = self._my_blocks(rng)
+        for first in range(0, len(blocks), self.shuffle_blocks):
+            group = [self._load(ds, b) for b in blocks[first:first + self.shuffle_blocks]]
+            if len(group) > 1:  # mix the samples of the buffered blocks, deal them out again
+                feats = np.concatenate([g[0] for g in group])
+                target = np.concatenate([g[1] for g in group])
+                order = rng.permutation(len(target))
+                group = list(zip(np.array_split(feats[order], len(group)),
+                                 np.array_split(target[order], len(group)), strict=True))
+            for feats, target in group:
+                yield (torch.as_tensor(feats, dtype=torch.float32),
+                       torch.as_tensor(target, dtype=torch.float32))
 
 
 def streamed_moments(dataset: StreamingSamples) -> tuple[np.ndarray, np.ndarray]:

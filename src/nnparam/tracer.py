@@ -21,9 +21,21 @@ tendency is the budget residual
     sgs = d(qbar)/dt|true - R(qbar)
 
 where ``d(qbar)/dt|true`` is the coarse-grained tendency of the truth and ``R`` the coarse
-model's resolved tendency. It splits exactly into the eddy-flux divergence ``-d(u'q')/dx``,
-the source correction ``alpha * mean(q'**2)`` and a remainder (the difference between the
-flux at a face and its filtered value, plus the coarse scheme's truncation error).
+model's resolved tendency. It splits exactly into the eddy-flux divergence ``-d tau(u, q)/dx``,
+the source correction ``alpha * tau(q, q)`` and a remainder (the difference between the
+flux at a face and its filtered value, plus the coarse scheme's truncation error). Here
+``tau(a, b) = mean(a b) - mean(a) mean(b)`` is the generalised central moment of the filter
+(Germano 1992), which needs no Reynolds rules.
+
+Two targets (``filter_width`` of :func:`sgs_budget`):
+
+* **implicit (grid) filtering**, ``filter_width = 0``: the filter is the model's own cell
+  average. The residual is what this coarse model needs, numerics included; for the book's
+  tracer it is almost entirely the coarse scheme's numerical remainder.
+* **explicit filtering**, ``filter_width > 0``: the truth is first smoothed by a Gaussian of
+  that width (km, wider than the coarse cell), then cell-averaged. The closure terms of the
+  combined filter are then a physical, grid-independent sub-filter target and the numerical
+  remainder vanishes as the coarse grid is refined at fixed filter width.
 """
 
 from __future__ import annotations
@@ -34,9 +46,9 @@ from functools import lru_cache
 import numpy as np
 import xarray as xr
 
-from . import data
+from . import _xp, data
 from ._validate import finite_array, positive, positive_int
-from .filters import coarse_grain
+from .filters import coarse_grain, gaussian
 from .grid import flux_divergence
 
 SCHEME_ORDER = 3  # formal order of the spatial scheme (third-order upwind-biased)
@@ -109,9 +121,10 @@ class Wind:
     """The analytic gusty wind of a :class:`TracerSetup`.
 
     ``u = u_mean (1 + L + (1 + L)**2 G)``: a large-scale part ``L`` (waves 1 to 3, relative
-    amplitude ``gust / 2``) and small-scale gusts ``G`` (waves 8 to ``max_mode``, relative
-    amplitude ``gust / 4``) that are stronger where the large-scale wind is strong, so the
-    eddy flux varies along the domain the way gustiness follows the weather.
+    amplitude ``gust / 2``) and small-scale gusts ``G`` (``n_modes`` waves geometrically spaced
+    from ``min_gust_mode`` to ``max_mode`` per domain, relative amplitude ``gust / 4``) that
+    are stronger where the large-scale wind is strong, so the eddy flux varies along the
+    domain the way gustiness follows the weather.
     """
 
     def __init__(self, setup: TracerSetup):
@@ -141,13 +154,20 @@ class Wind:
 
 
 def face_values(q) -> np.ndarray:
-    """Third-order upwind-biased value at each right face from cell means (for u > 0)."""
-    ext = np.concatenate([q[..., -1:], q, q[..., :1]], axis=-1)  # one periodic ghost each side
+    """Third-order upwind-biased value at each right face from cell means (for u > 0).
+
+    numpy or torch (the differentiable coarse model of :mod:`nnparam.aposteriori`)."""
+    ext = _xp.pad_periodic(q, 1)  # one periodic ghost each side
     return (-ext[..., :-2] + 5.0 * q + 2.0 * ext[..., 2:]) / 6.0
 
 
+def centred_face_values(q) -> np.ndarray:
+    """Second-order centred value ``(q[i] + q[i+1]) / 2`` at each right face (periodic)."""
+    return 0.5 * (q + np.roll(q, -1, axis=-1))
+
+
 def source(q, lam: float, alpha: float) -> np.ndarray:
-    """Local source ``-lam q + alpha q**2`` [1/h]."""
+    """Local source ``-lam q + alpha q**2`` [1/h] (numpy or torch)."""
     return -lam * q + alpha * q**2
 
 
@@ -155,12 +175,14 @@ def tendency(q, u_face, dx: float, lam: float, alpha: float) -> np.ndarray:
     """Resolved tendency [1/h] of cell means ``q`` (..., n) given the wind at right faces.
 
     Unvalidated on purpose: it is the inner loop of every run (the callers validate).
+    numpy or torch: one source for the integrators and the differentiable coarse model.
     """
     flux = u_face * face_values(q)
-    return -np.diff(flux, axis=-1, prepend=flux[..., -1:]) / dx + source(q, lam, alpha)
+    return -(flux - _xp.roll(flux, 1)) / dx + source(q, lam, alpha)
 
 
 def _ssprk3_step(q, t, dt, rhs):
+    """One SSP-RK3 step of ``dq/dt = rhs(q, t)``; pure arithmetic, so numpy or torch."""
     q1 = q + dt * rhs(q, t)
     q2 = 0.75 * q + 0.25 * (q1 + dt * rhs(q1, t + dt))
     return q / 3.0 + 2.0 / 3.0 * (q2 + dt * rhs(q2, t + 0.5 * dt))
@@ -256,14 +278,35 @@ def coarse_face_wind(u_centres, factor: int) -> np.ndarray:
     return _window_mean(finite_array("u_centres", u_centres), factor)
 
 
+def _explicit_filter(filter_width, dx: float):
+    """The explicit filter of :func:`budget_terms`: identity for width 0, else a Gaussian."""
+    width = float(finite_array("filter_width", filter_width, ndim=0))
+    if width == 0:
+        return lambda field: field
+    if width < dx:
+        raise ValueError(f"filter_width must be 0 (grid filter only) or at least the fine cell "
+                         f"width {dx:g} km, got {filter_width!r}")
+    return lambda field: gaussian(field, width, dx)
+
+
 def budget_terms(q, u_centres, u_faces, factor: int, dx: float, lam: float,
-                 alpha: float) -> dict:
+                 alpha: float, filter_width: float = 0.0) -> dict:
     """The coarse budget of fine fields; all arrays (..., n) fine, results (..., n // factor).
 
     ``u_faces`` is the fine wind at the fine right faces (what the truth used). Returns a dict
     with ``q`` (block means), ``u_face`` (coarse face wind), ``true_tendency``,
     ``resolved_tendency``, ``sgs_tendency``, ``eddy_flux`` (at coarse faces, km/h),
     ``eddy_flux_divergence``, ``source_correction`` and ``remainder`` (tendencies in 1/h).
+
+    With ``filter_width = 0`` (km) the filter is the coarse cell average alone (implicit or
+    grid filtering). With ``filter_width > 0`` every fine field, product and tendency is first
+    smoothed by a periodic Gaussian of that width (:func:`nnparam.filters.gaussian`) and then
+    cell-averaged (explicit filtering): ``q`` is then the cell mean of the filtered tracer and
+    ``u_face`` the filtered coarse face wind the coarse model must be run with. Either way
+    the eddy flux is the generalised central moment ``tau(u, q) = F(u q) - F(u) F(q)`` of the
+    filter ``F`` centred on each coarse face, and the source correction is
+    ``alpha * tau(q, q)`` at the cell centres, a kernel-weighted variance with the sign of
+    ``alpha``.
     """
     q = finite_array("q", q)
     u_centres = finite_array("u_centres", u_centres)
@@ -271,18 +314,40 @@ def budget_terms(q, u_centres, u_faces, factor: int, dx: float, lam: float,
     if not (q.shape == u_centres.shape == u_faces.shape):
         raise ValueError(f"q, u_centres and u_faces must share one shape, got {q.shape}, "
                          f"{u_centres.shape}, {u_faces.shape}")
-    u_face = coarse_face_wind(u_centres, factor)
-    coarse_dx = positive("dx", dx) * factor
-    qbar = coarse_grain(q, factor)
-    true = coarse_grain(tendency(q, u_faces, dx, lam, alpha), factor)
+    smooth = _explicit_filter(filter_width, positive("dx", dx))
+    u_face = coarse_face_wind(smooth(u_centres), factor)
+    coarse_dx = dx * factor
+    q_smooth = smooth(q)
+    qbar = coarse_grain(q_smooth, factor)
+    true = coarse_grain(smooth(tendency(q, u_faces, dx, lam, alpha)), factor)
     resolved = tendency(qbar, u_face, coarse_dx, lam, alpha)
-    eddy_flux = _window_mean(u_centres * q, factor) - u_face * _window_mean(q, factor)
+    eddy_flux = _window_mean(smooth(u_centres * q), factor) - u_face * _window_mean(q_smooth,
+                                                                                    factor)
     eddy_div = flux_divergence(eddy_flux, coarse_dx)
-    source_corr = alpha * (coarse_grain(q**2, factor) - qbar**2)
+    source_corr = alpha * (coarse_grain(smooth(q**2), factor) - qbar**2)
     sgs = true - resolved
     return {"q": qbar, "u_face": u_face, "true_tendency": true, "resolved_tendency": resolved,
             "sgs_tendency": sgs, "eddy_flux": eddy_flux, "eddy_flux_divergence": eddy_div,
             "source_correction": source_corr, "remainder": sgs - eddy_div - source_corr}
+
+
+def closure_share(budget) -> float:
+    """Share of the SGS target's variance that the closure terms explain (dimensionless).
+
+    ``1 - sum(remainder**2) / sum(sgs_tendency**2)`` over all times and cells of a budget
+    (the dict of :func:`budget_terms` or the Dataset of :func:`sgs_budget`): 1 when the target
+    is the eddy-flux divergence plus the source correction alone (a physical sub-filter
+    target), near 0 (or below) when the coarse scheme's numerical remainder dominates it.
+    """
+    if not all(k in budget for k in ("remainder", "sgs_tendency")):
+        raise ValueError("budget must hold 'remainder' and 'sgs_tendency' (a dict from "
+                         "budget_terms or a Dataset from sgs_budget)")
+    rem = finite_array("remainder", np.asarray(budget["remainder"]))
+    sgs = finite_array("sgs_tendency", np.asarray(budget["sgs_tendency"]))
+    total = float(np.sum(sgs**2))
+    if total == 0:
+        raise ValueError("sgs_tendency is identically zero: the share is undefined")
+    return 1.0 - float(np.sum(rem**2)) / total
 
 
 _BUDGET_META = {
@@ -291,17 +356,21 @@ _BUDGET_META = {
     "true_tendency": ("1/h", "coarse-grained tendency of the truth"),
     "resolved_tendency": ("1/h", "tendency of the coarse model on the coarse state"),
     "sgs_tendency": ("1/h", "subgrid tendency (budget residual)"),
-    "eddy_flux": ("km/h", "eddy flux u'q' at coarse right faces"),
-    "eddy_flux_divergence": ("1/h", "eddy-flux divergence -d(u'q')/dx"),
-    "source_correction": ("1/h", "source correction alpha * mean(q'^2)"),
+    "eddy_flux": ("km/h", "eddy flux tau(u, q) at coarse right faces"),
+    "eddy_flux_divergence": ("1/h", "eddy-flux divergence -d tau(u, q)/dx"),
+    "source_correction": ("1/h", "source correction alpha * tau(q, q)"),
     "remainder": ("1/h", "remainder: face-flux filtering and truncation error"),
 }
 
 
-def sgs_budget(truth: xr.Dataset, factor: int = 16) -> xr.Dataset:
+def sgs_budget(truth: xr.Dataset, factor: int = 16, filter_width: float = 0.0) -> xr.Dataset:
     """Coarse-grain a :func:`truth_run` and return its budget on the coarse grid.
 
     Variables (time, x): see :func:`budget_terms`; ``sgs_tendency`` is the training target.
+    ``filter_width = 0`` (the default, used by every tracer chapter and lab) gives the
+    implicit, grid-filtered target of this coarse model; ``filter_width > 0`` (km) the
+    explicitly filtered target (Gaussian of that width, then the cell average), stored in
+    the attribute ``filter_width``.
     Works time-block by time-block through ``xarray.apply_ufunc``, so a dask-backed ``truth``
     (chunked in time) gives a lazy result that is computed chunk by chunk, never whole.
     """
@@ -321,13 +390,14 @@ def sgs_budget(truth: xr.Dataset, factor: int = 16) -> xr.Dataset:
     if not np.allclose(truth["x"].values, centres):
         raise ValueError("truth x must hold the cell centres (i + 1/2) * dx of its setup")
     names = list(_BUDGET_META)
+    _explicit_filter(filter_width, setup.dx)  # validate before building the task graph
 
     def block(q, u, t):  # one time block: (n_t, n) fine -> tuple of (n_t, n // factor)
         # rebuilt per task from the small setup: big arrays captured here would be shipped
         # and kept with every task of a dask graph
         faces = (np.arange(setup.n) + 1.0) * setup.dx
         terms = budget_terms(q, u, Wind(setup)(faces, t), factor, setup.dx, setup.lam,
-                             setup.alpha)
+                             setup.alpha, filter_width)
         return tuple(terms[k] for k in names)
 
     fields = truth[["q", "u"]]
@@ -343,7 +413,8 @@ def sgs_budget(truth: xr.Dataset, factor: int = 16) -> xr.Dataset:
         {k: out.rename(x_coarse="x").assign_attrs(units=_BUDGET_META[k][0],
                                                   long_name=_BUDGET_META[k][1])
          for k, out in zip(names, outputs, strict=True)},
-        coords={"time": truth["time"], "x": x}, attrs={**truth.attrs, "factor": int(factor)})
+        coords={"time": truth["time"], "x": x},
+        attrs={**truth.attrs, "factor": int(factor), "filter_width": float(filter_width)})
     return coarse.transpose("time", "x")
 
 
@@ -409,13 +480,16 @@ def fourier_field(x_left, x_right, modes, amplitudes, phases, length: float, mea
     return avg, mean + np.sum(a * np.sin(k * xr_ + p), axis=0)
 
 
-def truncation_error(n_cells: int, length: float = 2000.0, u_mean: float = 40.0) -> float:
+def truncation_error(n_cells: int, length: float = 2000.0, u_mean: float = 40.0,
+                     face_value=None) -> float:
     """RMS error [1/h] of the coarse scheme's transport tendency for smooth analytic fields.
 
     The linear, fully resolved problem (no source, a smooth steady wind and tracer made of a
     few long waves) on ``n_cells`` cells, against the exact cell-average tendency
-    ``-(u q)(right face) - (u q)(left face)) / dx``. Pure discretization error: it vanishes
-    at the scheme's order as the grid is refined.
+    ``-((u q)(right face) - (u q)(left face)) / dx``. Pure discretization error: it vanishes
+    at the scheme's order as the grid is refined. ``face_value(q_cells) -> q_right_faces``
+    replaces the reconstruction (default :func:`face_values`, third order), e.g. by
+    :func:`centred_face_values`.
     """
     n = positive_int("n_cells", n_cells, minimum=4)
     dx = positive("length", length) / n
@@ -426,7 +500,10 @@ def truncation_error(n_cells: int, length: float = 2000.0, u_mean: float = 40.0)
     _, u_right = fourier_field(left, right, [1, 2], [0.3 * u_mean, 0.1 * u_mean], [1.0, 0.3],
                                length, mean=u_mean)
     exact = flux_divergence(u_right * q_right, dx)
-    scheme = flux_divergence(u_right * face_values(q_avg), dx)
+    reconstruct = face_values if face_value is None else face_value
+    if not callable(reconstruct):
+        raise ValueError(f"face_value must be a callable q -> face values, got {face_value!r}")
+    scheme = flux_divergence(u_right * reconstruct(q_avg), dx)
     return float(np.sqrt(np.mean((scheme - exact) ** 2)))
 
 

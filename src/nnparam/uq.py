@@ -7,8 +7,10 @@ Two kinds of uncertainty, two tools:
   ``var(x) > 0`` and is trained with the Gaussian negative log-likelihood; a *quantile*
   network predicts several conditional quantiles and is trained with the pinball loss.
 * **epistemic**: what the network does not know because it saw too few or no samples near
-  ``x``. A *bootstrap deep ensemble* of ``M`` members (each trained on data resampled with
-  replacement, from its own random initialisation) disagrees where the data are thin.
+  ``x``. A *deep ensemble* of ``M`` members (Lakshminarayanan et al. 2017: each trained on
+  the full training set from its own random initialisation; ``bootstrap=False``) disagrees
+  where the data are thin; training each member on a bootstrap resample instead
+  (``bootstrap=True``) gives a *bagged* ensemble.
 
 With ``mu`` and ``var`` of shape ``(M, N)`` (member, sample) the law of total variance splits the
 variance of the equally weighted Gaussian mixture into ``mean_m var`` (aleatoric) plus the
@@ -33,7 +35,7 @@ __all__ = [
     "HeteroscedasticMLP", "Ensemble", "QuantileMLP", "QuantileModel",
     "gaussian_nll", "gaussian_nll_loss", "decompose", "sample_mixture", "ood_flag",
     "pinball_loss", "pinball_loss_torch", "coverage", "train_ensemble", "fit_quantiles",
-    "cubic_toy",
+    "cubic_toy", "conformal_margin", "mixture_cdf",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -463,6 +465,47 @@ def fit_quantiles(x, y, taus=(0.1, 0.5, 0.9), *, hidden: Sequence[int] = (32, 32
     train(model, xs.transform(xa), ((ya - y_mean) / y_std)[:, None], epochs=epochs, lr=lr,
           validation=val, patience=patience, loss_fn=pinball_loss_torch(levels), seed=seed)
     return QuantileModel(model.eval(), xs, y_mean, y_std)
+
+
+def mixture_cdf(mu, var, y) -> np.ndarray:
+    """CDF of the equally weighted Gaussian mixture ``(1/M) sum_m N(mu_m, var_m)`` at ``y``.
+
+    ``mu`` and ``var`` (M, N) as in :func:`decompose`, ``y`` (N,). Returns (N,) values in
+    [0, 1]: the probability integral transform of ``y`` under the ensemble's predictive
+    distribution (uniform for a calibrated ensemble).
+    """
+    mu, var = _members(mu, var)
+    ya = _target("y", y, mu.shape[1])
+    if np.any(var <= 0):
+        raise ValueError("var must be strictly positive to evaluate a CDF")
+    z = (ya[None, :] - mu) / np.sqrt(var)
+    return np.mean(0.5 * (1.0 + torch.special.erf(torch.as_tensor(z / math.sqrt(2.0))).numpy()),
+                   axis=0)
+
+
+def conformal_margin(y_cal, lower_cal, upper_cal, level: float = 0.8) -> float:
+    """Split-conformal widening of an interval, calibrated on held-out data (CQR).
+
+    The conformity score of a calibration sample is ``max(lower - y, y - upper)`` (negative
+    inside the interval); the margin is its ``ceil((n + 1) level) / n`` empirical quantile,
+    so ``[lower - margin, upper + margin]`` covers a new sample with probability at least
+    ``level`` when calibration and new samples are exchangeable (Romano et al. 2019). Hours
+    of an autocorrelated record are not exchangeable: then the guarantee is approximate.
+    All arrays (n,) in the units of ``y``; returns the margin (may be negative: shrink).
+    """
+    ya = _target("y_cal", y_cal)
+    lo = _target("lower_cal", lower_cal, ya.shape[0])
+    hi = _target("upper_cal", upper_cal, ya.shape[0])
+    level = float(level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    n = ya.shape[0]
+    rank = math.ceil((n + 1) * level)
+    if rank > n:
+        raise ValueError(f"y_cal holds {n} samples, too few for level {level}: need at "
+                         f"least {math.ceil(level / (1 - level))}")
+    scores = np.sort(np.maximum(lo - ya, ya - hi))
+    return float(scores[rank - 1])
 
 
 def coverage(y, lower, upper) -> float:

@@ -1,14 +1,16 @@
 """Ocean application: a tracer stirred by random mesoscale eddies, and its coarse closure.
 
-The "truth" is a passive tracer ``q(x, y, t)`` in a doubly periodic box, advected by a
-kinematic field of random eddies and weakly diffused (pseudo-spectral, RK4)::
+The "truth" is a tracer ``q(x, y, t)`` in a doubly periodic box, advected by a field of
+random eddies and weakly diffused (pseudo-spectral, RK4)::
 
     dq/dt + d(u q)/dx + d(v q)/dy = kappa_m * lap(q),   u = -dpsi/dy,  v = dpsi/dx.
 
 The eddy streamfunction ``psi = A(x, t) * phi(x, y, t) / k_e`` is a band-limited random field
 ``phi`` (unit rms, wavenumbers near ``k_e``, red in time with correlation time ``tau``) whose
-speed ``A = a_0 + a_1 |dQ/dx|`` grows with the local large-scale tracer gradient, a cartoon of
-baroclinic eddies that draw their energy from the mean gradient.
+speed ``A = a_0 + a_1 |dQ/dx|`` grows with the local large-scale tracer gradient. The tracer
+thus sets the strength of the flow that stirs it: an *active*, buoyancy-like tracer, a cartoon
+of baroclinic eddies that draw their energy from the front they erode (the eddy diffusivity
+grows with the gradient, as in the scaling of Visbeck et al. 1997).
 
 The coarse model keeps the zonal (``y``) mean averaged over ``n_coarse`` cells in ``x`` on a
 :class:`nnparam.grid.Grid1D`; the y-mean velocity vanishes, so the only unclosed term is the
@@ -23,13 +25,15 @@ fluxes in tracer units * length / time, diffusivities in length^2 / time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.fft as sfft
 import torch
+import xarray as xr
 from torch import nn
 
+from .. import cache
 from .._validate import finite_array, positive, positive_int
 from ..closure import Closure
 from ..closure import stencil_features as periodic_stencils
@@ -336,19 +340,30 @@ def run_coarse(Q0, grid: Grid1D, closure: Callable | None, dt: float, n_steps: i
                diffusivity: float = 0.0) -> np.ndarray:
     """Integrate ``dQ/dt = divergence(-diffusivity*dQ/dx + closure(Q))`` with RK4.
 
-    ``Q0`` (n,) initial cell means; ``closure(Q)`` returns the subgrid face flux (n,) or is
-    ``None`` (no closure). Returns the trajectory (n_steps + 1, n). Being in flux form, every
-    closure conserves ``grid.total(Q)`` to round-off. A run that leaves the finite numbers
-    is stopped and the rest of the trajectory is NaN.
+    ``Q0`` (n,) initial cell means, or (M, n) for ``M`` members advanced together in one
+    vectorised call; ``closure(Q)`` (a :class:`nnparam.closure.Closure` or a plain callable)
+    receives states of the shape of ``Q0`` and returns the subgrid face fluxes of that shape,
+    or is ``None`` (no closure). Returns the trajectory (n_steps + 1, n), or
+    (n_steps + 1, M, n) for members. Being in flux form, every closure conserves
+    ``grid.total(Q)`` to round-off. A member that leaves the finite numbers (or exceeds
+    1e6) is stopped and the rest of its trajectory is NaN; the other members go on.
     """
-    Q = finite_array("Q0", Q0, ndim=1)
-    if Q.shape[0] != grid.n:
-        raise ValueError(f"Q0 must have {grid.n} cells, got {Q.shape[0]}")
+    Q = finite_array("Q0", Q0)
+    if Q.ndim not in (1, 2) or Q.shape[-1] != grid.n:
+        raise ValueError(f"Q0 must have shape ({grid.n},) or (M, {grid.n}), got {Q.shape}")
     dt = positive("dt", dt)
     n_steps = positive_int("n_steps", n_steps)
     diffusivity = float(diffusivity)
     if not np.isfinite(diffusivity) or diffusivity < 0:
         raise ValueError(f"diffusivity must be a finite number >= 0, got {diffusivity!r}")
+    single = Q.ndim == 1
+    Q = np.array(Q[None] if single else Q, dtype=float)
+
+    if closure is not None:  # a wrong output shape is a bug in the closure, not a blow-up
+        probe = np.shape(closure(Q))
+        if probe != Q.shape:
+            raise ValueError(f"closure must return face fluxes of the shape of its input "
+                             f"{Q.shape}, got {probe}")
 
     def rhs(state):
         flux = -diffusivity * grid.face_gradient(state)
@@ -356,22 +371,37 @@ def run_coarse(Q0, grid: Grid1D, closure: Callable | None, dt: float, n_steps: i
             flux = flux + np.asarray(closure(state), dtype=float)
         return grid.divergence(flux)
 
-    out = np.full((n_steps + 1, grid.n), np.nan)
+    def step(state):
+        k1 = rhs(state)
+        k2 = rhs(state + 0.5 * dt * k1)
+        k3 = rhs(state + 0.5 * dt * k2)
+        k4 = rhs(state + dt * k3)
+        return state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    def step_or_nan(member):
+        try:
+            return step(member[None])[0]
+        except ValueError:
+            return np.full_like(member, np.nan)
+
+    out = np.full((n_steps + 1,) + Q.shape, np.nan)
     out[0] = Q
+    alive = np.ones(Q.shape[0], bool)
     with np.errstate(over="ignore", invalid="ignore"):
         for n in range(n_steps):
+            state = Q[alive]
             try:
-                k1 = rhs(Q)
-                k2 = rhs(Q + 0.5 * dt * k1)
-                k3 = rhs(Q + 0.5 * dt * k2)
-                k4 = rhs(Q + dt * k3)
-            except ValueError:  # a non-finite state reached a validated function
+                new = step(state)
+            except ValueError:  # a non-finite stage reached a validated function:
+                new = np.stack([step_or_nan(member) for member in state])  # find whose
+            ok = np.all(np.isfinite(new), axis=-1) & (np.abs(new).max(axis=-1) <= 1e6)
+            index = np.flatnonzero(alive)
+            Q[index[ok]] = new[ok]
+            alive[index[~ok]] = False
+            if not alive.any():
                 break
-            Q = Q + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            if not np.all(np.isfinite(Q)) or np.abs(Q).max() > 1e6:
-                break
-            out[n + 1] = Q
-    return out
+            out[n + 1, alive] = Q[alive]
+    return out[:, 0] if single else out
 
 
 def large_scale_variance(Q, grid: Grid1D) -> np.ndarray:
@@ -380,3 +410,70 @@ def large_scale_variance(Q, grid: Grid1D) -> np.ndarray:
     w = grid.widths / grid.length
     mean = np.sum(Q * w, axis=-1, keepdims=True)
     return np.sum((Q - mean) ** 2 * w, axis=-1)
+
+
+# --------------------------------------------------------------------------- cached truths
+def sine_profile(setup: EddySetup, modes, amplitudes, phases) -> np.ndarray:
+    """Initial profile ``sum_j a_j sin(k_j x + phi_j)`` on the fine grid, shape (nx,)."""
+    modes = finite_array("modes", modes, ndim=1)
+    amplitudes = finite_array("amplitudes", amplitudes, ndim=1)
+    phases = finite_array("phases", phases, ndim=1)
+    if not modes.shape == amplitudes.shape == phases.shape:
+        raise ValueError("modes, amplitudes and phases must have one value per mode each")
+    k = 2 * np.pi * modes / setup.length_x
+    return np.sum(amplitudes[:, None] * np.sin(k[:, None] * setup.x + phases[:, None]), axis=0)
+
+
+def truth_runs(modes, amplitudes, phases, seeds, t_end: float = 2.0, dt: float = 0.004,
+               save_every: int = 5, setup: EddySetup | None = None) -> xr.Dataset:
+    """Stirring truths from one initial profile, one member per eddy seed, cached.
+
+    The profile is :func:`sine_profile` of ``modes`` (integer wavenumbers on the domain),
+    ``amplitudes`` and ``phases``; member ``m`` is :func:`simulate_truth` with
+    ``seed=seeds[m]``, so the members are independent realisations of the eddies. Returns a
+    Dataset on ``(time, member, x)`` with ``Q``, ``flux`` and ``sgs_flux`` (see
+    :func:`simulate_truth`), ``speed_rms`` on ``(time, member)`` and the final fine field
+    ``q_final`` on ``(member, y, xf)``. Computed once per parameter set
+    (:func:`nnparam.cache.cached`).
+    """
+    s = setup or EddySetup()
+    seeds = [int(v) for v in np.atleast_1d(seeds)]
+    if not seeds:
+        raise ValueError("seeds must hold at least one eddy seed")
+    params = {"modes": np.asarray(modes, float).tolist(),
+              "amplitudes": np.asarray(amplitudes, float).tolist(),
+              "phases": np.asarray(phases, float).tolist(), "seeds": seeds,
+              "t_end": float(t_end), "dt": float(dt), "save_every": int(save_every),
+              "setup": asdict(s)}
+    q0 = sine_profile(s, modes, amplitudes, phases)
+
+    def compute() -> xr.Dataset:
+        runs = [simulate_truth(q0, t_end, dt, save_every, s, seed) for seed in seeds]
+        stack = {name: np.stack([r[name] for r in runs], axis=1)
+                 for name in ("Q", "flux", "sgs_flux", "speed_rms")}
+        cell = ("time", "member", "x")
+        return xr.Dataset(
+            {"Q": (cell, stack["Q"], {"long_name": "coarse tracer (y-mean cell means)"}),
+             "flux": (cell, stack["flux"], {"long_name": "total face flux"}),
+             "sgs_flux": (cell, stack["sgs_flux"], {"long_name": "subgrid face flux"}),
+             "speed_rms": (("time", "member"), stack["speed_rms"]),
+             "q_final": (("member", "y", "xf"), np.stack([r["q"] for r in runs]))},
+            coords={"time": runs[0]["t"], "member": seeds, "x": s.grid.centers})
+
+    return cache.cached("ocean-truth", params, compute, version=1)
+
+
+#: the truths the ocean chapter reads: training (profile with wavenumbers 2 and 3, eddy
+#: seed 1) and the independent evaluation ensemble (another profile, eight other seeds)
+CHAPTER_RUNS = {
+    "training": {"modes": [2, 3], "amplitudes": [1.0, 0.5], "phases": [0.0, 1.0],
+                 "seeds": [1]},
+    "evaluation": {"modes": [1, 4], "amplitudes": [1.0, 0.5], "phases": [0.3, 2.0],
+                   "seeds": list(range(101, 109))},
+}
+
+
+def warm_cache() -> None:
+    """Compute every run in :data:`CHAPTER_RUNS` (a producer of ``make data``)."""
+    for kwargs in CHAPTER_RUNS.values():
+        truth_runs(**kwargs)
