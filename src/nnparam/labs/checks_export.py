@@ -13,7 +13,7 @@ import torch
 
 from .. import export
 from ..closure import Closure, stencil_features
-from .feedback import LabCheckError, passed, require
+from .feedback import LabCheckError, as_mapping, lab_check, passed, require
 
 #: max-norm relative difference tolerated between an export and the closure itself: the
 #: runtimes round the physical inputs to float32 (u ~ 40 km/h moves by up to 2.4e-6 km/h),
@@ -86,6 +86,7 @@ def _diagnose(evaluate, closure: Closure, what: str, order_hint: str) -> float:
                         f"{list(closure.feature_names)}")
 
 
+@lab_check
 def shipped_module(module, closure) -> bool:
     """The module maps physical float32 features ``(batch, F)`` to the physical tendency
     ``(batch, 1)``, in float32, as the closure does."""
@@ -122,11 +123,12 @@ def shipped_module(module, closure) -> bool:
                   f"{diff:.1e}, float32 inputs)")
 
 
+@lab_check
 def contract(contract, closure, grid) -> bool:
     """The contract is complete and says what the closure actually needs."""
     closure = _closure(closure)
-    require(isinstance(contract, dict), f"`contract` should be a dict, got "
-                                        f"{type(contract).__name__}")
+    require(isinstance(contract, dict), f"`contract` should be a dict (your my_contract's "
+                                        f"result), got {type(contract).__name__}")
     names = [i.get("name") for i in contract.get("inputs", []) if isinstance(i, dict)]
     if sorted(names) == sorted(closure.inputs) and names != list(closure.inputs):
         raise LabCheckError(f"the contract lists the inputs as {names}, but the closure "
@@ -171,6 +173,7 @@ def contract(contract, closure, grid) -> bool:
     return passed("the contract is complete and matches the closure")
 
 
+@lab_check
 def artifact(folder, closure) -> bool:
     """Both runtimes load the folder and reproduce the closure on fresh inputs, in the
     order the contract declares."""
@@ -207,17 +210,15 @@ def artifact(folder, closure) -> bool:
     return passed(f"both runtimes reproduce the closure on fresh inputs ({summary})")
 
 
+@lab_check
 def equivalence(report, folder, closure) -> bool:
     """The report gives max-norm relative differences of each runtime against eager torch
     on held-out and random inputs, all at most 1e-6, and of the right size."""
     closure = _closure(closure)
-    require(isinstance(report, dict) and {"test", "random"} <= set(report),
-            "`my_report` should be a dict with the keys 'test' and 'random'")
+    as_mapping("my_report", report, ("test", "random"))
     mine = export.equivalence(closure, folder, n_random=2048, spread=3.0, seed=5)["random"]
     for kind in ("test", "random"):
-        row = report[kind]
-        require(isinstance(row, dict) and {"torchscript", "onnx"} <= set(row),
-                f"my_report[{kind!r}] should map 'torchscript' and 'onnx' to numbers")
+        row = as_mapping(f"my_report[{kind!r}]", report[kind], ("torchscript", "onnx"))
         for runtime in ("torchscript", "onnx"):
             try:
                 value = float(row[runtime])
