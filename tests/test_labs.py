@@ -133,7 +133,7 @@ def test_every_exercise_has_a_check_the_grader_can_rerun(path):
 
 
 #: labs whose authors still have to move their book-page text into a `book-only` cell
-BOOK_TEXT_TO_MOVE = {"lab09_train_through_the_model.ipynb"}
+BOOK_TEXT_TO_MOVE: set[str] = set()
 
 
 @pytest.mark.parametrize("path", [
