@@ -134,7 +134,8 @@ QUESTIONS: dict[str, list[dict]] = {
         mc("Why can a non-negative down-gradient coefficient closure only remove tracer "
            "variance?",
            ("Its flux runs from high to low values, so it acts as diffusion", True,
-            "Right: with kappa >= 0 the variance tendency is never positive."),
+            "Right: with kappa >= 0 the variance tendency is never positive. Stepped in "
+            "time, this holds only within the diffusive step limit of the integrator."),
            ("Because it is trained on the variance", False, "It is trained on the SGS "
             "tendency like the other heads; the sign is built into its form."),
            ("It cannot: it can create variance like any flux", False, "An unconstrained "
