@@ -30,7 +30,10 @@ $(WEB)/.fetched: Makefile
 	tar -xzf $(WEB)/mathjax-*.tgz -C $(WEB)/mathjax --strip-components=1
 	touch $@
 
+# notebooks are executed on all cores into the book's jupyter-cache first; the build then
+# only merges their outputs (it would otherwise execute them one after the other)
 book: $(STAMP) $(WEB)/.fetched
+	$(BIN)/python bench/execute_book.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	rm -rf _build/html/_static/mathjax
 	cp -r $(WEB)/mathjax/es5 _build/html/_static/mathjax
