@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from notebooks import make_notebook
 
 from nnparam import labs
 from nnparam.labs import definition, myst
@@ -22,14 +23,9 @@ def _src(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+
 def _nb(*cells):
-    out = []
-    for kind, src, *tags in cells:
-        cell = {"cell_type": kind, "metadata": {"tags": tags[0]} if tags else {}, "source": src}
-        if kind == "code":
-            cell.update(outputs=[], execution_count=None)
-        out.append(cell)
-    return {"cells": out, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return make_notebook(*cells, kernel=False)
 
 
 def test_strip_solution_keeps_indentation_and_surroundings():

@@ -188,7 +188,7 @@ def test_offline_score_explains_a_bare_network(lab):
 
     net = mlp(3, 1, hidden=(4,), seed=0)  # callable, but on torch tensors of 3 features
     train, _, test = lab["blocks"]
-    with pytest.raises(LabCheckError, match=r"calling P\(X\[test\]\) raised"):
+    with pytest.raises(LabCheckError, match=r"`P\(X\[test\]\)` raised.*wrap it as a closure"):
         check.offline_score(offline_r2, net, 0.9, train, test)
 
 

@@ -11,14 +11,12 @@ nothing else leaves a check (an unexpected error becomes a message, not a traceb
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import xarray as xr
 
 from .. import evaluation as ev
 from .. import l96
-from .feedback import LabCheckError, as_array, passed, require
+from .feedback import LabCheckError, as_array, call, lab_check, passed, require
 
 #: the lab's setting: truth run (steps of 0.001 MTU), coarse model and climate statistics
 PARAMS = {"F": 18.0, "seed": 7, "spinup_mtu": 2.0, "n_mtu": 60.0, "sample_dt": 0.01,
@@ -26,34 +24,6 @@ PARAMS = {"F": 18.0, "seed": 7, "spinup_mtu": 2.0, "n_mtu": 60.0, "sample_dt": 0
           "min_gap": 10, "bins": 40, "range": (-15.0, 25.0), "block": 100}
 
 _CACHE: dict = {}
-
-
-def _guarded(check):
-    """Only a LabCheckError leaves a check: anything unforeseen becomes a readable message."""
-
-    @functools.wraps(check)
-    def wrapper(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except (LabCheckError, NotImplementedError, KeyboardInterrupt):
-            raise
-        except Exception as err:
-            raise LabCheckError(
-                f"{check.__name__}: the check could not use what you passed "
-                f"({type(err).__name__}: {err}). Pass the objects named in the check cell, of "
-                "the types the exercise asks for.") from None
-    return wrapper
-
-
-def _call(what: str, func, *args):
-    """Call the student's function; turn its exception into a message naming the call."""
-    require(callable(func), f"`{what}` should be a function, got {type(func).__name__}")
-    try:
-        return func(*args)
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        raise LabCheckError(f"calling {what} raised {type(err).__name__}: {err}") from None
 
 
 def make_truth() -> xr.Dataset:
@@ -92,7 +62,7 @@ def _hellinger(a, b) -> float:
 # --------------------------------------------------------------------------------------------
 # exercise 1: the subgrid target
 # --------------------------------------------------------------------------------------------
-@_guarded
+@lab_check
 def coupling_target(coupling_term, target) -> bool:
     """Check ``coupling_term(ds)``: ``-(h c / b) sum_j Y_{j,k}`` for any dataset's parameters,
     computed from ``Y`` (not copied from ``ds.coupling``), and the lab's ``target``."""
@@ -205,12 +175,12 @@ def _check_blocks(blocks, n_time: int) -> list[np.ndarray]:
     return idx
 
 
-@_guarded
+@lab_check
 def split(split_in_time, blocks) -> bool:
     """Check ``split_in_time(n_time)`` and the lab's ``blocks = (train, validation, test)``."""
     n_time = make_truth().sizes["time"]
     idx = _check_blocks(blocks, n_time)
-    _check_blocks(_call("split_in_time(1000)", split_in_time, 1000), 1000)
+    _check_blocks(call("split_in_time(1000)", split_in_time, 1000), 1000)
     gaps = [int(b.min() - a.max() - 1) for a, b in zip(idx, idx[1:], strict=False)]
     return passed(f"time-contiguous split: {idx[0].size} training, {idx[1].size} validation "
                   f"and {idx[2].size} test samples in order, gaps {gaps} samples; also right "
@@ -225,7 +195,7 @@ def _reference_cubic(train):
     return l96.fit_polynomial(X[train], U[train], 3)
 
 
-@_guarded
+@lab_check
 def offline_score(offline_r2, P, r2, train, test) -> bool:
     """Check the closure ``P``, its reported test ``r2`` and the function ``offline_r2``:
     ``P`` maps ``X (..., K)`` to the coupling and beats the cubic polynomial on the test block.
@@ -234,9 +204,9 @@ def offline_score(offline_r2, P, r2, train, test) -> bool:
     tr, te = _indices("train", train, X.shape[0]), _indices("test", test, X.shape[0])
     require(callable(P), "`P` should be a closure, a function P(X) returning an array like X "
                          "(wrap a torch network with l96.neural_closure)")
-    pred = as_array("P(X[test])", _call("P(X[test])", P, X[te]), shape=U[te].shape)
+    pred = as_array("P(X[test])", call("P(X[test])", P, X[te]), shape=U[te].shape)
     one = X[te[0]]
-    single = as_array("P(one state)", _call("P(one state)", P, one), shape=one.shape)
+    single = as_array("P(one state)", call("P(one state)", P, one), shape=one.shape)
     require(np.allclose(single, pred[0], rtol=1e-4, atol=1e-4),
             "P of one state (shape (K,)) differs from the same state inside P(X[test]): the "
             "closure should act on each state alone, whatever the leading axes")
@@ -253,7 +223,7 @@ def offline_score(offline_r2, P, r2, train, test) -> bool:
     cubic = _reference_cubic(tr)
     r2_cubic = ev.r2_score(U[te], cubic(X[te]))
     theirs = float(as_array("offline_r2(cubic, X, target, test)",
-                            _call("offline_r2(cubic, X, target, test)", offline_r2, cubic, X, U,
+                            call("offline_r2(cubic, X, target, test)", offline_r2, cubic, X, U,
                                   test)).squeeze())
     if not np.isclose(theirs, r2_cubic, rtol=0, atol=1e-9):
         on_train = ev.r2_score(U[tr], cubic(X[tr]))
@@ -277,7 +247,7 @@ def offline_score(offline_r2, P, r2, train, test) -> bool:
 # --------------------------------------------------------------------------------------------
 # exercise 4: the coupled run
 # --------------------------------------------------------------------------------------------
-@_guarded
+@lab_check
 def coupled_run(run, x_clim, P, X0) -> bool:
     """Check the coupled run (from ``X0``, all members, dt = 0.01 MTU, 12 MTU, with ``P``) and
     ``x_clim``, the DataArray ``run["X"]`` from t = 2 MTU on."""
@@ -302,7 +272,7 @@ def coupled_run(run, x_clim, P, X0) -> bool:
     t_end = float(run.time.values[-1])
     require(np.isclose(t_end, p["n_steps"] * p["model_dt"]),
             f"the run ends at t = {t_end:.2f} MTU: the exercise asks for n_steps=1200 (12 MTU)")
-    expected = as_array("P(X0)", _call("P(X0)", P, x0), shape=x0.shape)
+    expected = as_array("P(X0)", call("P(X0)", P, x0), shape=x0.shape)
     used = run["closure"].isel(time=0).values
     if not np.allclose(used, expected, rtol=1e-5, atol=1e-5):
         hint = ("the closure enters with the wrong sign" if np.allclose(used, -expected,
@@ -359,7 +329,7 @@ def _scores(name: str, value) -> dict:
     return out
 
 
-@_guarded
+@lab_check
 def report(both_scores, scores, r2, x_clim) -> bool:
     """Check ``both_scores(r2, x_clim, X)`` on fresh inputs and the lab's ``scores``."""
     X, _ = _truth_arrays()
@@ -370,7 +340,7 @@ def report(both_scores, scores, r2, x_clim) -> bool:
     # the function on a shifted climate the check makes: bins and range must be those asked
     shifted = x_clim + 1.5
     fresh = _scores("both_scores(0.5, x_clim + 1.5, X)",
-                    _call("both_scores(0.5, x_clim + 1.5, X)", both_scores, 0.5, shifted, X))
+                    call("both_scores(0.5, x_clim + 1.5, X)", both_scores, 0.5, shifted, X))
     want = _hellinger(X, shifted.values)
     if not np.isclose(fresh["hellinger"], want, rtol=0, atol=1e-9):
         default = ev.hellinger(X, shifted.values)
@@ -393,7 +363,7 @@ def report(both_scores, scores, r2, x_clim) -> bool:
 # --------------------------------------------------------------------------------------------
 # exercise 6: an interval for the distance
 # --------------------------------------------------------------------------------------------
-@_guarded
+@lab_check
 def interval(iv, x_clim) -> bool:
     """Check a 90 % block-bootstrap interval of the Hellinger distance of ``x_clim``."""
     p = PARAMS
