@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 WORKERS ?= 2
 
-.PHONY: book test lab labs lint clean bench test-browser data
+.PHONY: book test lab labs lint clean bench test-browser data host
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,10 @@ $(WEB)/.fetched: Makefile
 	tar -xzf $(WEB)/mathjax-*.tgz -C $(WEB)/mathjax --strip-components=1
 	touch $@
 
+# notebooks are executed on all cores into the book's jupyter-cache first; the build then
+# only merges their outputs (it would otherwise execute them one after the other)
 book: $(STAMP) $(WEB)/.fetched
+	$(BIN)/python bench/execute_book.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	rm -rf _build/html/_static/mathjax
 	cp -r $(WEB)/mathjax/es5 _build/html/_static/mathjax
@@ -59,9 +62,15 @@ test-browser: $(STAMP) book
 data: $(STAMP)
 	$(BIN)/python -m nnparam.cache
 
+# the Fortran host model and its LibTorch shim (torch wheel) into host/build/; gfortran, g++
+# and the JSON header come from Debian's packages when missing (host/install-deps.sh)
+host: $(STAMP)
+	sh host/install-deps.sh
+	$(MAKE) -C host PYTHON=$(abspath $(BIN)/python)
+
 # every notebook timed and the engine's hot paths: writes bench/report.md
-bench: $(STAMP)
+bench: $(STAMP) host
 	$(BIN)/python bench/run_bench.py --out bench/report.md
 
 clean:
-	rm -rf _build .jupyter_cache .pytest_cache
+	rm -rf _build .jupyter_cache .pytest_cache host/build

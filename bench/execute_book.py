@@ -12,6 +12,7 @@ with status 1 (the build would fail on it anyway, later and slower).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 
 ROOT = Path(__file__).resolve().parents[1]
+# the kernels inherit the environment: figures must be displayed inline, as in the build
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
 def toc_notebooks(toc: Path) -> list[Path]:

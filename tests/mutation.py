@@ -73,3 +73,14 @@ def run_mutated(notebook, replacements: dict[str, str] | None = None,
                      -1)
         return Failure(index, err.ename, err.evalue)
     return None
+
+
+def assert_mutation_fails(notebook, replacements: dict[str, str], message: str,
+                          timeout: float = 300.0) -> Failure:
+    """Run the mutated notebook and assert that one of its own assertions fails with a
+    message containing ``message`` (the claim the mutation breaks); return the failure."""
+    failure = run_mutated(notebook, replacements, timeout=timeout)
+    assert failure is not None, f"{notebook}: the mutated notebook still passes"
+    assert failure.ename == "AssertionError", failure
+    assert message in failure.message, failure
+    return failure

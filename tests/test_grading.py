@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from notebooks import make_notebook
 
 from nnparam import labs
 from nnparam.labs import __main__ as cli
@@ -22,20 +23,8 @@ SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 LAB1 = ROOT / "solutions" / "lab01_training_set.ipynb"
 
 
-def _nb(*cells):
-    out = []
-    for kind, src, *tags in cells:
-        cell = {"cell_type": kind, "metadata": {"tags": tags[0]} if tags else {},
-                "source": src}
-        if kind == "code":
-            cell.update(outputs=[], execution_count=None)
-        out.append(cell)
-    return {"cells": out, "metadata": {"kernelspec": {"name": "python3", "language": "python",
-                                                      "display_name": "Python 3"}},
-            "nbformat": 4, "nbformat_minor": 5}
 
-
-MINI = _nb(
+MINI = make_notebook(
     ("markdown", "# Lab 90: mini"),
     ("code", "import time\n\nfrom nnparam.labs.feedback import passed, require"),
     ("markdown", "## Exercise 1: double it"),
@@ -71,7 +60,7 @@ def _with(nb, index, source, insert=None):
     new = copy.deepcopy(nb)
     new["cells"][index]["source"] = source
     if insert is not None:
-        new["cells"].insert(index, _nb(("code", insert))["cells"][0])
+        new["cells"].insert(index, make_notebook(("code", insert))["cells"][0])
     return new
 
 
@@ -143,7 +132,7 @@ def graded(mini_solutions, tmp_path_factory):
     notebooks["frank"] = frank
     for name, nb in notebooks.items():
         (sub / f"{name}.ipynb").write_text(json.dumps(nb))
-    (sub / "notes.ipynb").write_text(json.dumps(_nb(("code", "print('hello')"))))
+    (sub / "notes.ipynb").write_text(json.dumps(make_notebook(("code", "print('hello')"))))
     (sub / "broken.ipynb").write_text("{ not json")
     out = sub / "grades.csv"
     assert cli.main(["grade", str(sub), "--out", str(out), "--timeout", "20",

@@ -304,3 +304,280 @@ def test_jit_falls_back_when_no_cache_location(monkeypatch):
     monkeypatch.setattr(l96, "njit", fake_njit)
     assert l96._jit(abs)(-2) == 2
     assert calls == [True, False]
+
+
+# --------------------------------------------------------------------------------------------
+# coarse-step target, cached truth runs, long records without Y
+# --------------------------------------------------------------------------------------------
+def test_coarse_step_target_is_exact_for_a_forward_euler_record():
+    # a record made by forward Euler steps with a constant subgrid term c: the target is c
+    rng = np.random.default_rng(0)
+    F, dt, c = 20.0, 0.005, rng.normal(size=8)
+    X = [3 + rng.normal(size=8)]
+    for _ in range(50):
+        X.append(X[-1] + dt * (l96.one_scale_tendency(X[-1], F, c)))
+    U = l96.coarse_step_target(np.array(X), dt, F)
+    assert U.shape == (50, 8)
+    np.testing.assert_allclose(U, np.broadcast_to(c, U.shape), rtol=0, atol=1e-9)
+
+
+def test_coarse_step_target_bad_input():
+    with pytest.raises(ValueError, match="X"):
+        l96.coarse_step_target(np.zeros(8), 0.005, 20.0)
+    with pytest.raises(ValueError, match="X needs at least 2 times"):
+        l96.coarse_step_target(np.zeros((1, 8)), 0.005, 20.0)
+    with pytest.raises(ValueError, match="dt"):
+        l96.coarse_step_target(np.zeros((3, 8)), 0.0, 20.0)
+
+
+def test_simulate_without_fast_variables_keeps_the_coupling():
+    full = l96.simulate(n_steps=300, save_every=10, seed=4)
+    light = l96.simulate(n_steps=300, save_every=10, seed=4, keep_Y=False)
+    assert "Y" not in light and "j" not in light.coords
+    np.testing.assert_array_equal(light.X.values, full.X.values)
+    np.testing.assert_allclose(light.coupling.values, full.coupling.values, rtol=1e-12)
+
+
+def test_truth_run_is_spun_up_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNPARAM_CACHE", str(tmp_path))
+    kw = dict(F=18.0, n_mtu=2.0, sample_dt=0.01, spinup_mtu=1.0, seed=3)
+    first = l96.truth_run(**kw)
+    assert first.sizes["time"] == 201 and first.time.values[0] == 0.0
+    assert len(list(tmp_path.glob("l96-truth-*.nc"))) == 1
+    again = l96.truth_run(**kw)
+    np.testing.assert_array_equal(first.X.values, again.X.values)
+    # the record continues the spin-up: its first state is the state after 1 MTU
+    spin = l96.simulate(F=18.0, n_steps=1000, save_every=1000, seed=3)
+    np.testing.assert_allclose(first.X.values[0], spin.X.values[-1], rtol=1e-12)
+    with pytest.raises(ValueError, match="sample_dt"):
+        l96.truth_run(F=18.0, n_mtu=1.0, sample_dt=0.0015, spinup_mtu=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# one-scale ensembles: the compiled path against the numpy reference
+# --------------------------------------------------------------------------------------------
+CUBIC = l96.Polynomial(np.array([0.00238, 0.01328, -1.30385, -0.33413]))
+
+
+@pytest.fixture(scope="module")
+def stencil_closure():
+    rng = np.random.default_rng(0)
+    X = 3 + 4 * rng.standard_normal((50, 8))
+    feats = l96.stencil(X, 1).reshape(-1, 3)
+    return l96.neural_closure(mlp(3, 1, hidden=(8, 8), seed=0), 1, Standardizer(feats),
+                              Standardizer(rng.normal(size=(20, 1))))
+
+
+@pytest.mark.parametrize("closure, noise", [
+    (None, None), (CUBIC, None), (CUBIC, l96.AR1(0.98, 2.0)),
+    (CUBIC, l96.StateDependentAR1(0.98, 1.5, 0.08)), (CUBIC, l96.MultiplicativeAR1(0.95, 0.4)),
+])
+def test_jax_path_matches_numpy_reference_for_polynomials(closure, noise):
+    X0 = 3 + 4 * np.random.default_rng(1).standard_normal((3, 8))
+    kw = dict(F=20.0, dt=0.005, n_steps=120, save_every=7, X0=X0, noise=noise, seed=2)
+    ref = l96.simulate_one_scale(closure, backend="numpy", **kw)
+    fast = l96.simulate_one_scale(closure, backend="jax", **kw)
+    assert ref.attrs["backend"] == "numpy" and fast.attrs["backend"] == "jax"
+    assert fast.X.shape == ref.X.shape == (120 // 7 + 1, 3, 8)
+    np.testing.assert_allclose(fast.X.values, ref.X.values, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(fast.closure.values, ref.closure.values, rtol=0, atol=1e-10)
+
+
+def test_jax_path_matches_numpy_reference_for_a_network(stencil_closure):
+    X0 = 3 + 4 * np.random.default_rng(2).standard_normal((4, 8))
+    kw = dict(F=20.0, dt=0.005, n_steps=100, save_every=10, X0=X0, seed=0,
+              noise=l96.AR1(0.9, 1.0))
+    ref = l96.simulate_one_scale(stencil_closure, backend="numpy", **kw)
+    fast = l96.simulate_one_scale(stencil_closure, backend="jax", **kw)
+    # the network runs in float32 in both paths; tanh implementations differ at 1e-7
+    np.testing.assert_allclose(fast.X.values, ref.X.values, rtol=0, atol=1e-4)
+    assert np.abs(fast.X.values - ref.X.values).max() > 0  # really two implementations
+
+
+def test_auto_backend_compiles_only_long_runs(stencil_closure):
+    X0 = np.random.default_rng(3).standard_normal((2, 8))
+    short = l96.simulate_one_scale(stencil_closure, n_steps=10, X0=X0)
+    assert short.attrs["backend"] == "numpy"
+    plain = l96.simulate_one_scale(lambda x: CUBIC(x), n_steps=l96.FAST_PATH_MIN_STEPS, X0=X0,
+                                   save_every=1000)
+    assert plain.attrs["backend"] == "numpy"  # a plain callable cannot be compiled
+    long = l96.simulate_one_scale(CUBIC, n_steps=l96.FAST_PATH_MIN_STEPS, X0=X0,
+                                  save_every=1000)
+    assert long.attrs["backend"] == "jax"
+    # chaos amplifies round-off differences between the paths: compare the first 10 MTU
+    np.testing.assert_allclose(long.X.values[:3], plain.X.values[:3], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_blow_up_is_per_member(backend):
+    X0 = np.stack([np.full(8, 5.0), 0.1 * np.ones(8)])
+    run = l96.simulate_one_scale(l96.Polynomial(np.array([0.5, 0.0, 0.0])), dt=0.01,
+                                 n_steps=500, save_every=10, X0=X0, backend=backend)
+    t = run.blow_up_time.values
+    assert run.blow_up_time.dims == ("member",)
+    assert 0 < t[0] < t[1] < 5.0 and run.attrs["blew_up_at"] == t[0]
+    # each member holds NaN from its own blow-up on, and is finite before it
+    times = run.time.values
+    for m in range(2):
+        assert np.isnan(run.X.values[times >= t[m], m]).all()
+        assert np.isfinite(run.X.values[times < t[m], m]).all()
+
+
+def test_blow_up_times_agree_between_backends():
+    X0 = np.stack([np.full(8, 5.0), 0.1 * np.ones(8), np.linspace(-1, 1, 8)])
+    P = l96.Polynomial(np.array([0.5, 0.0, 0.0]))
+    kw = dict(dt=0.01, n_steps=600, save_every=5, X0=X0)
+    a = l96.simulate_one_scale(P, backend="numpy", **kw).blow_up_time.values
+    b = l96.simulate_one_scale(P, backend="jax", **kw).blow_up_time.values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_one_scale_ensemble_bad_input(stencil_closure):
+    with pytest.raises(ValueError, match=r"X0 holds NaN or inf in member\(s\) \[1\]"):
+        l96.simulate_one_scale(None, n_steps=2, X0=np.stack([np.ones(8), np.full(8, np.nan)]))
+    with pytest.raises(ValueError, match="X0 must be numeric"):
+        l96.simulate_one_scale(None, n_steps=2, X0=[[1.0] * 8, [1.0] * 7])
+    with pytest.raises(ValueError, match="backend"):
+        l96.simulate_one_scale(None, n_steps=2, backend="gpu")
+    with pytest.raises(ValueError, match="closure cannot run on the JAX backend"):
+        l96.simulate_one_scale(lambda x: -x, n_steps=2, backend="jax")
+    with pytest.raises(ValueError, match="noise"):
+        l96.simulate_one_scale(None, n_steps=2, noise=(0.9, 1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic schemes: fits recover known parameters
+# --------------------------------------------------------------------------------------------
+def _unit_ar1(phi, shape, seed):
+    rng = np.random.default_rng(seed)
+    eta = np.empty(shape)
+    eta[0] = rng.standard_normal(shape[1:])
+    for t in range(1, shape[0]):
+        eta[t] = phi * eta[t - 1] + np.sqrt(1 - phi ** 2) * rng.standard_normal(shape[1:])
+    return eta
+
+
+def test_fit_state_dependent_ar1_recovers_its_parameters():
+    eta = _unit_ar1(0.95, (40000, 4), seed=0)
+    X = 8 * _unit_ar1(0.999, (40000, 4), seed=1) + 3  # a slowly varying state
+    residual = (1.5 + 0.1 * np.abs(X)) * eta
+    fit = l96.fit_state_dependent_ar1(residual, X, sample_dt=0.01, model_dt=0.01)
+    assert fit.sigma0 == pytest.approx(1.5, rel=0.05)
+    assert fit.sigma1 == pytest.approx(0.1, rel=0.08)
+    assert fit.phi == pytest.approx(0.95, abs=0.005)
+    assert isinstance(fit, l96.StateDependentAR1)
+
+
+def test_fit_multiplicative_ar1_recovers_its_parameters():
+    eta = _unit_ar1(0.9, (40000, 4), seed=2)
+    P = 6 * np.sin(np.linspace(0, 40, 40000))[:, None] + np.zeros((1, 4)) + 4
+    fit = l96.fit_multiplicative_ar1(0.4 * P * eta, P, sample_dt=0.01, model_dt=0.02)
+    assert fit.sigma == pytest.approx(0.4, rel=0.03)
+    assert fit.phi == pytest.approx(0.81, abs=0.01)  # 0.9 per sample -> 0.81 per model step
+
+
+def test_stochastic_term_amplitudes_in_a_run():
+    # no closure: the saved term is (sigma0 + sigma1 |X|) eta at the saved state, so dividing
+    # by the amplitude gives back the unit AR(1) process eta
+    noise = l96.StateDependentAR1(phi=0.9, sigma0=0.3, sigma1=5.0)
+    run = l96.simulate_one_scale(None, F=0.0, dt=0.001, n_steps=20000, save_every=1,
+                                 X0=np.zeros((2, 8)), noise=noise, seed=1, backend="numpy")
+    eta = run.closure.values / (0.3 + 5.0 * np.abs(run.X.values))
+    assert np.abs(run.X.values).max() > 0.05  # the state-dependent part is exercised
+    assert eta.std() == pytest.approx(1.0, rel=0.05)
+    assert l96.autocorrelation(eta, 1)[1] == pytest.approx(0.9, abs=0.02)
+    mult = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.005, n_steps=50, X0=np.ones(8),
+                                  noise=l96.MultiplicativeAR1(0.9, 0.0), seed=0)
+    det = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.005, n_steps=50, X0=np.ones(8))
+    np.testing.assert_array_equal(mult.X.values, det.X.values)  # sigma = 0: no noise
+
+
+def test_noise_fit_bad_input():
+    with pytest.raises(ValueError, match="X must have the residual's shape"):
+        l96.fit_state_dependent_ar1(np.ones((10, 2)), np.ones((10, 3)), 0.01, 0.01)
+    with pytest.raises(ValueError, match="P must have the residual's shape"):
+        l96.fit_multiplicative_ar1(np.ones((10, 2)), np.ones((9, 2)), 0.01, 0.01)
+    with pytest.raises(ValueError, match="fewer than 10 samples"):
+        l96.fit_multiplicative_ar1(np.ones((10, 2)), np.ones((10, 2)), 0.01, 0.01)
+    with pytest.raises(ValueError, match="residual is constant"):
+        l96.fit_ar1(np.ones((10, 2)), 0.01, 0.01)
+    with pytest.raises(ValueError, match="sigma1"):
+        l96.StateDependentAR1(0.5, 1.0, -0.1)
+    with pytest.raises(ValueError, match="phi"):
+        l96.MultiplicativeAR1(1.2, 0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# ensemble forecasts and climate samples
+# --------------------------------------------------------------------------------------------
+def test_forecast_ensemble_shapes_and_spread():
+    truth = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.005, n_steps=2000, save_every=10,
+                                   seed=1).X.values
+    starts = np.array([10, 60, 120])
+    det, obs = l96.forecast_ensemble(truth, starts, 20, 0.05, members=4, closure=CUBIC,
+                                     F=20.0)
+    assert det.shape == (21, 3, 4, 8) and obs.shape == (21, 3, 8)
+    np.testing.assert_array_equal(obs[5], truth[starts + 5])
+    assert np.ptp(det, axis=2).max() == 0  # perfect model, perfect start: no spread
+    np.testing.assert_allclose(det[:, :, 0], obs, atol=1e-9)
+    noisy, _ = l96.forecast_ensemble(truth, starts, 20, 0.05, members=4, closure=CUBIC,
+                                     noise=l96.AR1(0.98, 2.0), F=20.0, seed=3)
+    assert np.ptp(noisy[-1], axis=1).min() > 0  # members differ
+    np.testing.assert_array_equal(noisy[0, :, 0], truth[starts])
+
+
+def test_forecast_ensemble_bad_input():
+    truth = np.zeros((30, 8))
+    with pytest.raises(ValueError, match="starts"):
+        l96.forecast_ensemble(truth, np.array([25]), 10, 0.01)
+    with pytest.raises(ValueError, match="members"):
+        l96.forecast_ensemble(truth, np.array([0]), 10, 0.01, members=0)
+    with pytest.raises(ValueError, match="truth_X"):
+        l96.forecast_ensemble(np.zeros(30), np.array([0]), 10, 0.01)
+
+
+def test_climate_sample():
+    X0 = np.stack([np.full(8, 5.0), np.linspace(-1, 1, 8)])
+    run = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.01, n_steps=400, save_every=10, X0=X0)
+    x = l96.climate_sample(run, spinup=1.0, every=2)
+    assert x.shape == (16, 2, 8)
+    np.testing.assert_array_equal(x[0], run.X.values[10])
+    single = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.01, n_steps=400, save_every=10,
+                                    X0=X0[1])
+    assert l96.climate_sample(single, spinup=1.0).shape == (31, 1, 8)
+    blown = l96.simulate_one_scale(l96.Polynomial(np.array([0.5, 0.0, 0.0])), dt=0.01,
+                                   n_steps=500, save_every=10, X0=np.stack([np.full(8, 5.0),
+                                                                            np.zeros(8)]))
+    with pytest.raises(ValueError, match=r"member\(s\) \[0, 1\]"):
+        l96.climate_sample(blown, spinup=0.0)
+    with pytest.raises(ValueError, match="spinup"):
+        l96.climate_sample(run, spinup=10.0)
+    with pytest.raises(ValueError, match="run must be a Dataset"):
+        l96.climate_sample(run.X, spinup=1.0)
+
+
+def test_fit_polynomial_matches_numpy_on_noisy_data():
+    rng = np.random.default_rng(5)
+    x = 4 * rng.standard_normal(5000) + 3
+    y = np.polyval([0.0005, -0.01, -0.02, 1.5, 0.3], x) + rng.normal(size=x.size)
+    np.testing.assert_allclose(l96.fit_polynomial(x, y, 4).coef, np.polyfit(x, y, 4),
+                               rtol=1e-7, atol=1e-10)
+
+
+def test_verdict_inputs_refuse_bad_ensembles():
+    # issue 15, item 5: a block longer than the record, NaN members, mismatched shapes
+    from nnparam import evaluation as ev
+
+    run = l96.simulate_one_scale(CUBIC, F=20.0, dt=0.01, n_steps=300, save_every=10,
+                                 X0=np.stack([np.full(8, 2.0), np.linspace(-1, 1, 8)]))
+    sample = l96.climate_sample(run, spinup=0.5)
+    with pytest.raises(ValueError, match="block"):
+        ev.block_bootstrap(lambda a: a.mean(), sample, block=sample.shape[0] + 1)
+    ensemble = np.stack([run.X.values[-1], run.X.values[-1] + 0.1])
+    ensemble[1, 0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"member\(s\) \[1\]"):
+        ev.crps_ensemble(ensemble, run.X.values[-1])
+    with pytest.raises(ValueError, match="obs"):
+        ev.spread_skill(np.ones((3, 2, 8)), np.ones((2, 7)))
+    with pytest.raises(ValueError, match="X0 must have shape"):
+        l96.simulate_one_scale(None, K=8, n_steps=2, X0=np.ones((3, 7)))

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from notebooks import make_notebook
 
 from nnparam import labs
 from nnparam.labs import definition, myst
@@ -22,14 +23,9 @@ def _src(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+
 def _nb(*cells):
-    out = []
-    for kind, src, *tags in cells:
-        cell = {"cell_type": kind, "metadata": {"tags": tags[0]} if tags else {}, "source": src}
-        if kind == "code":
-            cell.update(outputs=[], execution_count=None)
-        out.append(cell)
-    return {"cells": out, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return make_notebook(*cells, kernel=False)
 
 
 def test_strip_solution_keeps_indentation_and_surroundings():
@@ -133,7 +129,7 @@ def test_every_exercise_has_a_check_the_grader_can_rerun(path):
 
 
 #: labs whose authors still have to move their book-page text into a `book-only` cell
-BOOK_TEXT_TO_MOVE = {"lab09_train_through_the_model.ipynb"}
+BOOK_TEXT_TO_MOVE: set[str] = set()
 
 
 @pytest.mark.parametrize("path", [

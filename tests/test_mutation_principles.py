@@ -8,7 +8,7 @@ the cheap ones; every mutated run stops at the first failing cell.
 """
 
 import pytest
-from mutation import run_mutated
+from mutation import assert_mutation_fails, run_mutated
 
 CASES = {
     # a calmer wind leaves too little gust-scale structure for the explicit filter to
@@ -46,11 +46,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_perturbed_claim_stops_the_chapter(name):
-    notebook, replacements, message = CASES[name]
-    failure = run_mutated(notebook, replacements, timeout=300)
-    assert failure is not None, f"{name}: the mutated chapter still passes"
-    assert failure.ename == "AssertionError", failure
-    assert message in failure.message, failure
+    assert_mutation_fails(*CASES[name])
 
 
 def test_control_the_unmutated_chapter_passes():

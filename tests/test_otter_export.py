@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from notebooks import make_notebook
 
 from nnparam.labs import STUB, make_lab, otter_export
 
@@ -21,20 +22,8 @@ def _src(cell):
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
-def _nb(*cells):
-    out = []
-    for kind, src, *tags in cells:
-        cell = {"cell_type": kind, "metadata": {"tags": tags[0]} if tags else {},
-                "source": src}
-        if kind == "code":
-            cell.update(outputs=[], execution_count=None)
-        out.append(cell)
-    return {"cells": out, "metadata": {"kernelspec": {"name": "python3", "language": "python",
-                                                      "display_name": "Python 3"}},
-            "nbformat": 4, "nbformat_minor": 5}
 
-
-MINI = _nb(
+MINI = make_notebook(
     ("markdown", "# Lab 91: otter"),
     ("code", "from nnparam.labs.feedback import passed, require"),
     ("markdown", "## Exercise 1: double it"),

@@ -16,6 +16,15 @@ def is_torch(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
 
 
+def namespace(x):
+    """The array module of ``x``: ``torch`` for a tensor, else ``numpy``."""
+    if is_torch(x):
+        import torch
+
+        return torch
+    return np
+
+
 def roll(x, shift: int):
     """Periodic shift along the last axis: ``out[..., i] = x[..., i - shift]``."""
     if is_torch(x):

@@ -59,7 +59,7 @@ def nature_run(n_mtu: float = 1000.0, sample_dt: float = 0.05, F: float = 18.0,
 
 def warm_cache() -> None:
     """The nature runs the "Learning without a truth" chapter and its lab read."""
-    nature_run(1000.0, 0.05)
+    nature_run(3000.0, 0.05)
     nature_run(50.0, 0.025, seed=2)
 
 

@@ -375,19 +375,24 @@ class SteepClosureToy:
         """
         q = finite_array("q_start", q_start, ndim=1).copy()
         h, n_steps = positive("h", h), positive_int("n_steps", n_steps)
-        states = [q.copy()]
-        blew = None
-        for i in range(n_steps):
-            t = t_start + i * h
-            with np.errstate(all="ignore"):
-                q = self.euler_step(q, t, h, np.asarray(closure(q)))
-            states.append(q.copy())
-            if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
-                blew = i + 1
-                break
-        states = np.array(states)
-        return {"q": states, "t": t_start + h * np.arange(len(states)), "blew_up": blew is not None,
-                "blowup_step": blew}
+        return _trajectory(lambda q, t: self.euler_step(q, t, h, np.asarray(closure(q))),
+                           q, t_start, h, n_steps, blowup)
+
+
+def _trajectory(step, q, t_start: float, h: float, n_steps: int, blowup: float) -> dict:
+    """``n_steps`` of ``q <- step(q, t)`` from ``t_start``, stopped once ``max|q|`` exceeds
+    ``blowup`` or turns non-finite: the result dict of :meth:`SteepClosureToy.run`."""
+    states, blew = [q.copy()], None
+    for i in range(n_steps):
+        with np.errstate(all="ignore"):
+            q = step(q, t_start + i * h)
+        states.append(q.copy())
+        if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
+            blew = i + 1
+            break
+    states = np.array(states)
+    return {"q": states, "t": t_start + h * np.arange(len(states)), "blew_up": blew is not None,
+            "blowup_step": blew}
 
 
 def mixing_matrix(toy: SteepClosureToy) -> np.ndarray:
@@ -415,18 +420,12 @@ def run_implicit_mixing(toy: SteepClosureToy, q_start, t_start: float, h: float,
         raise ValueError(f"q_start must have shape ({toy.n},), got {q.shape}")
     h, n_steps = positive("h", h), positive_int("n_steps", n_steps)
     solve = np.linalg.inv(np.eye(toy.n) - h * mixing_matrix(toy))
-    states, blew = [q.copy()], None
-    for i in range(n_steps):
-        t = t_start + i * h
+
+    def step(q, t):
         local = toy.gain * toy.lam * toy.q0 * np.tanh(q / toy.q0)
-        q = solve @ (q + h * (-toy.lam * q + toy.forcing(t) + local))
-        states.append(q.copy())
-        if not np.all(np.isfinite(q)) or np.max(np.abs(q)) > blowup:
-            blew = i + 1
-            break
-    states = np.array(states)
-    return {"q": states, "t": t_start + h * np.arange(len(states)), "blew_up": blew is not None,
-            "blowup_step": blew}
+        return solve @ (q + h * (-toy.lam * q + toy.forcing(t) + local))
+
+    return _trajectory(step, q, t_start, h, n_steps, blowup)
 
 
 def stencil(q) -> np.ndarray:

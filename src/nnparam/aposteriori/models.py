@@ -188,19 +188,15 @@ class Lorenz96Model(CoarseModel):
         self.dt = self.dt_model * self.substeps
 
     def tendency(self, X, closure=None):
-        """``dX/dt`` of the coupled model (numpy or torch), per MTU."""
+        """``dX/dt`` of the coupled model (numpy or torch), per MTU: the one-scale model's
+        own right-hand side, :func:`nnparam.l96.one_scale_tendency`."""
         fn = closure_function(closure, X)
-        out = l96.advection(X) - X + self.F
-        return out if fn is None else out + fn(X)
+        xp = _xp.namespace(X)
+        return l96.one_scale_tendency(X, self.F, 0.0 if fn is None else fn(X), xp=xp)
 
     def step(self, X, t=None, closure=None):
-        dt = self.dt_model
-        for _ in range(self.substeps):
-            k1 = self.tendency(X, closure)
-            k2 = self.tendency(X + 0.5 * dt * k1, closure)
-            k3 = self.tendency(X + 0.5 * dt * k2, closure)
-            k4 = self.tendency(X + dt * k3, closure)
-            X = X + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        for _ in range(self.substeps):  # the one-scale model's RK4 step, l96.rk4_step
+            X = l96.rk4_step(X, lambda x: self.tendency(x, closure), self.dt_model)
         return X
 
 

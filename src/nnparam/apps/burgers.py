@@ -208,6 +208,25 @@ def forcing_interpolator(forcing: RandomForcing, n_cells: int) -> Callable:
     return at
 
 
+def _run_settings(length, nu, dt, n_steps, save_every, closure, t0):
+    """The validated settings shared by :func:`simulate` and :func:`simulate_ensemble`."""
+    length, dt = positive("length", length), positive("dt", dt)
+    n_steps = positive_int("n_steps", n_steps)
+    save_every = positive_int("save_every", save_every)
+    nu = float(nu)
+    if not np.isfinite(nu) or nu < 0:
+        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
+    if closure is not None and not callable(closure):
+        raise ValueError("closure must be a callable closure(u) -> tau, or None")
+    return length, nu, dt, n_steps, save_every, float(t0)
+
+
+def _check_time_range(t0: float, duration: float, t_max: float) -> None:
+    if t0 < 0 or t0 + duration > t_max * (1 + 1e-12):
+        raise ValueError(f"the run [{t0}, {t0 + duration}] leaves the forcing's time "
+                         f"range [0, {t_max}]: draw the forcing with a larger t_end")
+
+
 def simulate(u0, length: float, nu: float, dt: float, n_steps: int, *,
              forcing: RandomForcing | None = None, closure: Callable | None = None,
              save_every: int = 1, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -227,24 +246,15 @@ def simulate(u0, length: float, nu: float, dt: float, n_steps: int, *,
     Raises ``FloatingPointError`` if the run blows up (non-finite state).
     """
     u = _check_state(u0, "u0").copy()
-    length, dt = positive("length", length), positive("dt", dt)
-    n_steps = positive_int("n_steps", n_steps)
-    save_every = positive_int("save_every", save_every)
-    nu = float(nu)
-    if not np.isfinite(nu) or nu < 0:
-        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
-    if closure is not None and not callable(closure):
-        raise ValueError("closure must be a callable closure(u) -> tau, or None")
-    t0 = float(t0)
+    length, nu, dt, n_steps, save_every, t0 = _run_settings(length, nu, dt, n_steps,
+                                                            save_every, closure, t0)
     n, dx = u.size, length / u.size
     if forcing is not None:
         if not isinstance(forcing, RandomForcing):
             raise ValueError("forcing must be a RandomForcing or None")
         forcing_at = forcing_interpolator(forcing, n)
         t_max = forcing_at.t_max
-        if t0 < 0 or t0 + n_steps * dt > t_max * (1 + 1e-12):
-            raise ValueError(f"the run [{t0}, {t0 + n_steps * dt}] leaves the forcing's time "
-                             f"range [0, {t_max}]: draw the forcing with a larger t_end")
+        _check_time_range(t0, n_steps * dt, t_max)
 
     def rhs(v, t):
         f = None if forcing is None else forcing_at(t)
@@ -300,23 +310,14 @@ def simulate_ensemble(u0, length: float, nu: float, dt: float, n_steps: int, *,
     if u.ndim != 2 or u.shape[1] < 4:
         raise ValueError(f"u0 must have shape (M, N) with N >= 4 cells, got {u.shape}")
     u = u.copy()
-    length, dt = positive("length", length), positive("dt", dt)
-    n_steps = positive_int("n_steps", n_steps)
-    save_every = positive_int("save_every", save_every)
-    nu = float(nu)
-    if not np.isfinite(nu) or nu < 0:
-        raise ValueError(f"nu must be a finite number >= 0, got {nu!r}")
-    if closure is not None and not callable(closure):
-        raise ValueError("closure must be a callable closure(u) -> tau, or None")
-    t0 = float(t0)
+    length, nu, dt, n_steps, save_every, t0 = _run_settings(length, nu, dt, n_steps,
+                                                            save_every, closure, t0)
     n_members, n = u.shape
     dx = length / n
     knots = None
     if forcing is not None:
         knots, t_max, refresh = _member_knots(forcing, n_members, n)  # (n_knots, M, N)
-        if t0 < 0 or t0 + n_steps * dt > t_max * (1 + 1e-12):
-            raise ValueError(f"the run [{t0}, {t0 + n_steps * dt}] leaves the forcing's time "
-                             f"range [0, {t_max}]: draw the forcing with a larger t_end")
+        _check_time_range(t0, n_steps * dt, t_max)
 
     def rhs(v, t):  # v: (M, N); _rhs acts on the last axis (the cells) of every member
         f = None

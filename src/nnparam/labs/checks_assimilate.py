@@ -31,8 +31,8 @@ _CACHE: dict = {}
 def nature() -> np.ndarray:
     """The climate record: ``X`` (time, k) of 1000 MTU of the two-scale truth every 0.05."""
     if "nature" not in _CACHE:
-        ds = da.nature_run(2000.0, PARAMS["sample_dt"])  # the chapter's cached run
-        _CACHE["nature"] = ds["X"].values[: ds.sizes["time"] // 2]
+        ds = da.nature_run(3000.0, PARAMS["sample_dt"])  # the chapter's cached run
+        _CACHE["nature"] = ds["X"].values[: ds.sizes["time"] // 3]
     return _CACHE["nature"]
 
 

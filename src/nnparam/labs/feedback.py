@@ -128,6 +128,9 @@ _HINTS = (
      "a numpy function (np.roll, np.diff, np.asarray, ...) was applied to a torch tensor that "
      "carries gradients: numpy cannot follow them. Use the torch function instead "
      "(torch.roll, torch.diff, ...), so that gradients reach the network"),
+    ("must be Tensor, not numpy.ndarray",
+     "a bare torch network was given numpy arrays: wrap it as a closure that builds its "
+     "inputs and scalings (for Lorenz-96, l96.neural_closure(net, width, sx, sy))"),
     ("unsupported operand type(s)",
      "numpy arrays and torch tensors were mixed in one expression: keep to one kind (torch "
      "functions on tensors)"),

@@ -134,7 +134,8 @@ QUESTIONS: dict[str, list[dict]] = {
         mc("Why can a non-negative down-gradient coefficient closure only remove tracer "
            "variance?",
            ("Its flux runs from high to low values, so it acts as diffusion", True,
-            "Right: with kappa >= 0 the variance tendency is never positive."),
+            "Right: with kappa >= 0 the variance tendency is never positive. Stepped in "
+            "time, this holds only within the diffusive step limit of the integrator."),
            ("Because it is trained on the variance", False, "It is trained on the SGS "
             "tendency like the other heads; the sign is built into its form."),
            ("It cannot: it can create variance like any flux", False, "An unconstrained "
@@ -454,5 +455,41 @@ QUESTIONS: dict[str, list[dict]] = {
             "without a truth."),
            ("The increments of the filter", False, "That is the other route of the "
             "chapter, the EnKF.")),
+    ],
+    "deploying": [
+        mc("A host model passes the wind in m/s to a closure trained with km/h. What does the "
+           "closure do?",
+           ("It returns finite, plausible-looking but wrong tendencies; only a check of the "
+            "contract before the first step catches it", True, "Right: the chapter's drifts "
+            "all stay finite and make the closure no better than none."),
+           ("It returns NaN, so the host stops", False, "No NaN appears: the numbers are "
+            "simply wrong."),
+           ("The runtime raises a units error", False, "A network has no idea of units; "
+            "only the contract does.")),
+        mc("The Fortran host and Python run the same TorchScript file for 1000 steps from the "
+           "same state. How far apart are the runs?",
+           ("Double-precision round-off (about 1e-15): both evaluate one float32 network "
+            "with the same LibTorch kernels on the same inputs", True, "Right: any larger "
+            "difference would be a bug in the host."),
+           ("Float32 round-off of the state (about 1e-7)", False, "That is the tolerance, "
+            "not what is measured; the measured gap is far smaller."),
+           ("They decorrelate after a few hundred steps", False, "They cannot: the two "
+            "runs compute the same numbers, so there is no difference to grow.")),
+        mc("Why does the exported network carry its normalisation inside?",
+           ("So that no host re-implements the scaling and drifts from the training "
+            "constants; the contract still records them for audits", True, "Right: a "
+            "forgotten standardisation is one of the silent drifts."),
+           ("Because ONNX cannot export a network without it", False, "Any runtime runs "
+            "the bare network; the choice is about reliability."),
+           ("To make the network faster", False, "Two element-wise operations cost "
+            "nothing measurable.")),
+        mc("What is TorchScript's status in torch 2.13?",
+           ("Deprecated: files still load and run, torch.jit warns to switch to "
+            "torch.export, and the C++ successor is torch.export with AOTInductor", True,
+            "Right: export a torch.export program beside the TorchScript file."),
+           ("Removed: TorchScript files no longer load", False, "The chapter and the host "
+            "load them with torch 2.13."),
+           ("The recommended format for new C++ deployments", False, "The documentation "
+            "points to torch.export.")),
     ],
 }
