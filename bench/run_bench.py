@@ -10,7 +10,8 @@ The hot paths: the tracer's default truth run (``nnparam.tracer.truth_run``), th
 Lorenz-96 integrator and the one-scale Lorenz-96 ensemble with a network closure (40 members x
 1000 MTU; ``bench/bench_l96.py``, when present, as a subprocess), the compiled host model's
 step split into dynamics, marshalling and the network call against Python's inference time
-(``bench/bench_host.py``, after ``make host``) and network training (one MLP with
+(``bench/bench_host.py``, after ``make host``), the pyqg engine (``bench/bench_qg.py``:
+closure step costs and the cold-cache stages) and network training (one MLP with
 ``nnparam.nn.train``, a five-member ensemble with ``nnparam.uq.train_ensemble``).
 """
 
@@ -111,6 +112,22 @@ def hot_paths(l96_steps: int, scaling_times: int) -> list[tuple[str, str, str]]:
                          f"failed: {proc.stderr.strip()[-200:]}".replace("|", "/")))
     else:
         rows.append(("Lorenz-96 integrator", "n/a", "bench/bench_l96.py not present"))
+
+    script = ROOT / "bench" / "bench_qg.py"  # pyqg-jax: closure step costs, cold cache
+    if script.exists():
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              cwd=ROOT)
+        wall = time.perf_counter() - start
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            part, _, rest = line.partition(": ")
+            if part in ("step", "cold"):
+                what, _, value = rest.rpartition(": ")
+                rows.append((f"pyqg {part}: {what} (bench/bench_qg.py)", value.split(" (")[0],
+                             value.partition(" (")[2].rstrip(")") or f"{wall:.0f} s script"))
+        if proc.returncode != 0:
+            rows.append(("pyqg engine (bench/bench_qg.py)", "n/a",
+                         f"failed: {proc.stderr.strip()[-200:]}".replace("|", "/")))
 
     script = ROOT / "bench" / "bench_scaling.py"
     start = time.perf_counter()

@@ -33,6 +33,7 @@ WARMERS: list[str] = [
     "nnparam.apps.ocean:warm_cache",
     "nnparam.apps.burgers:warm_cache",
     "nnparam.l96:warm_cache",  # atmosphere chapter and lab 7
+    "nnparam.apps.qg:warm_cache",
 ]
 
 

@@ -266,6 +266,31 @@ QUESTIONS: dict[str, list[dict]] = {
            ("Conservation of the tracer", False, "A flux-form closure conserves the "
             "tracer.")),
     ],
+    "ocean_pyqg": [
+        mc("The benchmark's subgrid PV forcing S_q is added to the coarse model's tendency. "
+           "What is it?",
+           ("The filtered high-resolution tendency minus the coarse model's tendency at the "
+            "filtered state", True, "Right: the linear terms cancel and minus the divergence "
+            "of the subgrid eddy PV flux remains."),
+           ("The filtered eddy-flux divergence, with the sign it has on the left of the "
+            "equation", False, "That is the benchmark's q_subgrid_forcing convention; added "
+            "to the tendency it pushes the wrong way."),
+           ("The difference between the high- and low-resolution PV", False, "A difference of "
+            "states is not a tendency; S_q has units of 1/s^2.")),
+        mc("A network trained on the eddy configuration keeps a moderate correlation on the "
+           "jet configuration but its R^2 collapses in the lower layer. What does that say?",
+           ("It places the forcing roughly right but with the wrong amplitude", True,
+            "Right: R^2 punishes amplitude errors that correlation ignores."),
+           ("The network is fine out of distribution", False, "Online, both networks of the "
+            "chapter end further from the truth than no closure in the jet regime."),
+           ("The jet data were filtered differently", False, "The same operator 1 defines "
+            "both targets.")),
+        mc("A similarity score of -1 for one metric means...",
+           ("the run is twice as far from the truth as the coarse model without closure", True,
+            "Right: 1 - D(closure)/D(no closure) = -1 when D(closure) = 2 D(no closure)."),
+           ("the run matches the truth", False, "That is a score of 1."),
+           ("the closure changed nothing", False, "That is a score of 0.")),
+    ],
     "land": [
         mc("Why does a land model need a closure for runoff even if it knows the cell-mean "
            "soil moisture exactly?",
