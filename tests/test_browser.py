@@ -111,20 +111,7 @@ def browser():
 
 def _visit(browser, site: str, page_path: Path) -> tuple[list[str], dict]:
     """Problems found on one page, and what the page reported (links and anchor ids)."""
-    problems = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-
-    def route(r):
-        if r.request.url.startswith(site) or r.request.url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            problems.append(f"request leaves the machine: {r.request.url}")
-            r.abort()
-
-    page.route("**/*", route)
-    page.on("pageerror", lambda err: problems.append(f"JavaScript error: {err}")
-            if str(err) not in KNOWN else None)
+    context, page, problems = _offline_page(browser, site)
     page.on("console", lambda msg: problems.append(f"console error: {msg.text}")
             if msg.type == "error" and msg.text not in KNOWN else None)
     page.on("requestfailed", lambda req: problems.append(

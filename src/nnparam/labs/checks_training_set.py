@@ -13,8 +13,18 @@ from __future__ import annotations
 import numpy as np
 
 from .. import filters, metrics, nn, tracer
-from .feedback import (LabCheckError, as_array, as_indices, as_mapping, as_ndarray, call,
-                       lab_check, passed, relative_error, require)
+from .feedback import (
+    LabCheckError,
+    as_array,
+    as_indices,
+    as_mapping,
+    as_ndarray,
+    call,
+    lab_check,
+    passed,
+    relative_error,
+    require,
+)
 
 #: (shape, factor) of the fields coarse_grain is tried on: 1-D, 2-D, 3-D and a no-op factor
 _CG_CASES = (((24,), 4), ((3, 24), 4), ((2, 3, 32), 8), ((5, 6), 1), ((2, 12), 12))
@@ -96,6 +106,19 @@ def _factor_hint(c: float) -> str:
     return f"{c:.4g} times the right values: look for a spare factor"
 
 
+def _diagnose(name: str, got, want, variants: dict, prefix: str, otherwise: str):
+    """Raise the message of the first typical slip that reproduces ``got``: a variant of
+    ``variants`` (hint -> what that slip computes), else a constant factor (units, sign),
+    else ``otherwise``."""
+    for hint, variant in variants.items():
+        if _close(got, variant):
+            raise LabCheckError(f"`{name}` {prefix}: {hint}")
+    c = _units_ratio(got, want)
+    if c is not None:
+        raise LabCheckError(f"`{name}` is {_factor_hint(c)}")
+    raise LabCheckError(f"`{name}` differs from {otherwise}")
+
+
 @lab_check
 def sgs_tendency(true_tendency, resolved_tendency, sgs, truth, factor: int) -> bool:
     """The three tendencies of exercise 2, each a numpy array (time, n // factor) in 1/h,
@@ -143,17 +166,12 @@ def sgs_tendency(true_tendency, resolved_tendency, sgs, truth, factor: int) -> b
             "you computed the coarse model's tendency (of the coarse state), not the truth's "
             "tendency coarse-grained": want["resolved_tendency"],
         }
-        for hint, variant in variants.items():
-            if _close(got, variant):
-                raise LabCheckError(f"`true_tendency` is not the truth's tendency "
-                                    f"coarse-grained: {hint}")
-        c = _units_ratio(got, want["true_tendency"])
-        if c is not None:
-            raise LabCheckError(f"`true_tendency` is {_factor_hint(c)}")
-        raise LabCheckError(f"`true_tendency` differs from the coarse-grained fine tendency by "
-                            f"{relative_error(got, want['true_tendency']):.1%} (rms, relative): "
-                            f"use tracer.tendency(q_fine, u_fine_faces, setup.dx, setup.lam, "
-                            f"setup.alpha) and then coarse_grain")
+        _diagnose("true_tendency", got, want["true_tendency"], variants,
+                  "is not the truth's tendency coarse-grained",
+                  f"the coarse-grained fine tendency by "
+                  f"{relative_error(got, want['true_tendency']):.1%} (rms, relative): use "
+                  f"tracer.tendency(q_fine, u_fine_faces, setup.dx, setup.lam, setup.alpha) "
+                  f"and then coarse_grain")
 
     # the coarse model's tendency
     q_bar = filters.coarse_grain(q, factor)
@@ -177,17 +195,11 @@ def sgs_tendency(true_tendency, resolved_tendency, sgs, truth, factor: int) -> b
             "that is the truth's tendency coarse-grained, not the coarse model's":
                 want["true_tendency"],
         }
-        for hint, variant in variants.items():
-            if _close(got, variant):
-                raise LabCheckError(f"`resolved_tendency` is not the coarse model's tendency: "
-                                    f"{hint}")
-        c = _units_ratio(got, want["resolved_tendency"])
-        if c is not None:
-            raise LabCheckError(f"`resolved_tendency` is {_factor_hint(c)}")
-        raise LabCheckError(f"`resolved_tendency` differs from the coarse model's tendency by "
-                            f"{relative_error(got, want['resolved_tendency']):.1%}: use "
-                            f"tracer.tendency(q_bar, u_bar_face, coarse_dx, setup.lam, "
-                            f"setup.alpha)")
+        _diagnose("resolved_tendency", got, want["resolved_tendency"], variants,
+                  "is not the coarse model's tendency",
+                  f"the coarse model's tendency by "
+                  f"{relative_error(got, want['resolved_tendency']):.1%}: use "
+                  f"tracer.tendency(q_bar, u_bar_face, coarse_dx, setup.lam, setup.alpha)")
 
     # the residual
     got = arrays["sgs"]
@@ -203,11 +215,8 @@ def sgs_tendency(true_tendency, resolved_tendency, sgs, truth, factor: int) -> b
         if _close(got, ref["eddy_flux_divergence"].values):
             raise LabCheckError("that is only the eddy-flux divergence; the residual also holds "
                                 "the source correction and the coarse scheme's error")
-        c = _units_ratio(got, target)
-        if c is not None:
-            raise LabCheckError(f"`sgs` is {_factor_hint(c)}")
-        raise LabCheckError(f"`sgs` differs from true_tendency - resolved_tendency by "
-                            f"{relative_error(got, target):.1%} (rms, relative)")
+        _diagnose("sgs", got, target, {}, "", f"true_tendency - resolved_tendency by "
+                  f"{relative_error(got, target):.1%} (rms, relative)")
     scale = float(np.sqrt(np.mean(target**2)))
     return passed(f"the SGS tendency closes the budget (rms {scale:.2e} 1/h)")
 
