@@ -303,6 +303,19 @@ def _blocks(n_time: int, train, val, test, gap: int) -> tuple:
     return tr, va, te
 
 
+def _outer_coverage(y, q, levels, advice: str = "") -> tuple[float, float]:
+    """Require non-crossing quantiles ``q (n, levels)`` whose outer interval covers its
+    nominal share of ``y`` within 5 points; return (coverage, nominal)."""
+    require(np.all(np.diff(q, axis=1) >= 0), "quantiles cross: predict them with "
+                                            "uq.fit_quantiles (non-crossing by construction)")
+    nominal = levels[-1] - levels[0]
+    cov = uq.coverage(y, q[:, 0], q[:, -1])
+    require(abs(cov - nominal) < 0.05,
+            f"the {levels[0]:.0%}-{levels[-1]:.0%} interval covers {cov:.1%} of the test "
+            f"data, expected about {nominal:.0%}{advice}")
+    return cov, nominal
+
+
 @lab_check
 def quantiles(qmodel, train_b, val_b, test_b, features, target, q_test, y_test,
               taus=(0.1, 0.5, 0.9)) -> bool:
@@ -342,13 +355,7 @@ def quantiles(qmodel, train_b, val_b, test_b, features, target, q_test, y_test,
     require(np.allclose(q, want, rtol=1e-5, atol=1e-9),
             "`q_test` is not what the quantile model predicts for the test block: "
             "qmodel.predict(features[test_b].reshape(-1, n_inputs))")
-    require(np.all(np.diff(q, axis=1) >= 0), "quantiles cross: predict them with "
-                                            "uq.fit_quantiles (non-crossing by construction)")
-    nominal = levels[-1] - levels[0]
-    cov = uq.coverage(y_ok, q[:, 0], q[:, -1])
-    require(abs(cov - nominal) < 0.05,
-            f"the {levels[0]:.0%}-{levels[-1]:.0%} interval covers {cov:.1%} of the test "
-            f"data, expected about {nominal:.0%}: train longer or check the inputs")
+    cov, nominal = _outer_coverage(y_ok, q, levels, ": train longer or check the inputs")
     return passed(f"time-contiguous split with gaps; {levels[0]:.0%}-{levels[-1]:.0%} interval "
                   f"covers {cov:.1%} of the test block (nominal {nominal:.0%})")
 
@@ -376,12 +383,6 @@ def coverage(y_test, q_test, taus) -> bool:
     y = as_array("y_test", y_test)
     levels = as_array("taus", taus)
     q = as_array("q_test", q_test, (y.size, levels.size))
-    require(np.all(np.diff(q, axis=1) >= 0), "quantiles cross: predict them with "
-                                            "uq.fit_quantiles (non-crossing by construction)")
-    nominal = levels[-1] - levels[0]
-    cov = uq.coverage(y, q[:, 0], q[:, -1])
-    require(abs(cov - nominal) < 0.05,
-            f"the {levels[0]:.0%}-{levels[-1]:.0%} interval covers {cov:.1%} of the test "
-            f"data, expected about {nominal:.0%}")
+    cov, nominal = _outer_coverage(y, q, levels)
     return passed(f"{levels[0]:.0%}-{levels[-1]:.0%} interval covers {cov:.1%} "
                   f"(nominal {nominal:.0%})")
